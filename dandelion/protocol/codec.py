@@ -1,0 +1,144 @@
+"""Encode and decode wire messages. Pure: no I/O, no clock."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from dandelion.protocol.errors import ErrorCode, ProtocolError
+from dandelion.protocol.events import (
+    AudioIn,
+    ClientEvent,
+    ConversationGet,
+    Ping,
+    ResponseCancel,
+    ServerEvent,
+    SessionUpdate,
+)
+
+PROTOCOL_VERSION = "dandelion.v1"
+INPUT_SAMPLE_RATE = 16_000
+INPUT_CHANNELS = 1
+# 2 s of input audio; clients send 20-100 ms frames.
+MAX_AUDIO_FRAME_BYTES = 64 * 1024
+MAX_TEXT_MESSAGE_BYTES = 64 * 1024
+MAX_INSTRUCTIONS_CHARS = 8_000
+
+# magic, version, kind, reserved, turn_id, seq, pts_us
+_MEDIA_HEADER = struct.Struct("<4sBBHIIQ")
+MEDIA_MAGIC = b"DNDL"
+MEDIA_VERSION = 1
+MEDIA_HEADER_SIZE = _MEDIA_HEADER.size
+
+
+class MediaKind(IntEnum):
+    AUDIO = 1
+    VIDEO = 2
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFrame:
+    """A server->client binary frame: response media of one turn, stamped on the turn's clock."""
+
+    kind: MediaKind
+    turn_id: int
+    seq: int
+    pts_us: int
+    payload: bytes
+
+
+def encode_media_frame(frame: MediaFrame) -> bytes:
+    header = _MEDIA_HEADER.pack(
+        MEDIA_MAGIC, MEDIA_VERSION, int(frame.kind), 0, frame.turn_id, frame.seq, frame.pts_us
+    )
+    return header + frame.payload
+
+
+def decode_media_frame(data: bytes) -> MediaFrame:
+    if len(data) < MEDIA_HEADER_SIZE:
+        raise ValueError(f"media frame of {len(data)} bytes is shorter than its header")
+    magic, version, kind, _reserved, turn_id, seq, pts_us = _MEDIA_HEADER.unpack_from(data)
+    if magic != MEDIA_MAGIC or version != MEDIA_VERSION:
+        raise ValueError(f"not a {PROTOCOL_VERSION} media frame (magic={magic!r} v={version})")
+    return MediaFrame(MediaKind(kind), turn_id, seq, pts_us, bytes(data[MEDIA_HEADER_SIZE:]))
+
+
+def encode_server_event(event: ServerEvent) -> str:
+    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_client_message(message: str | bytes) -> ClientEvent:
+    """Turn one WebSocket message into a client event, or raise ProtocolError."""
+    if isinstance(message, bytes | bytearray | memoryview):
+        return _decode_audio(bytes(message))
+    return _decode_text(message)
+
+
+def _decode_audio(data: bytes) -> AudioIn:
+    if len(data) > MAX_AUDIO_FRAME_BYTES:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"audio frame of {len(data)} bytes exceeds {MAX_AUDIO_FRAME_BYTES}; "
+            "send 20-100 ms frames",
+        )
+    if len(data) == 0 or len(data) % 2:
+        raise ProtocolError(
+            ErrorCode.INVALID_AUDIO_FRAME,
+            f"audio frame of {len(data)} bytes is not whole PCM16 samples (need an even, "
+            "non-zero length); frame dropped",
+        )
+    return AudioIn(data)
+
+
+def _decode_text(text: str) -> ClientEvent:
+    if len(text) > MAX_TEXT_MESSAGE_BYTES:
+        raise ProtocolError(
+            ErrorCode.MESSAGE_TOO_LARGE,
+            f"text message of {len(text)} characters exceeds {MAX_TEXT_MESSAGE_BYTES}",
+        )
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.INVALID_JSON, f"message is not JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        raise ProtocolError(ErrorCode.INVALID_EVENT, "an event is a JSON object with a 'type'")
+    kind = body["type"]
+    if kind == SessionUpdate.type:
+        return _decode_session_update(body)
+    if kind == ResponseCancel.type:
+        return ResponseCancel()
+    if kind == ConversationGet.type:
+        return ConversationGet()
+    if kind == Ping.type:
+        return Ping()
+    raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event type {kind[:64]!r}")
+
+
+def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
+    session = body.get("session", {})
+    if not isinstance(session, dict):
+        raise ProtocolError(ErrorCode.INVALID_EVENT, "session.update needs a 'session' object")
+    unknown = set(session) - {"instructions", "end_of_turn_silence_ms"}
+    if unknown:
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"session.update: unknown fields {sorted(unknown)}"
+        )
+    instructions = session.get("instructions")
+    if instructions is not None and (
+        not isinstance(instructions, str) or len(instructions) > MAX_INSTRUCTIONS_CHARS
+    ):
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT,
+            f"instructions must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters",
+        )
+    silence = session.get("end_of_turn_silence_ms")
+    if silence is not None and (
+        isinstance(silence, bool) or not isinstance(silence, int) or not 100 <= silence <= 5000
+    ):
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, "end_of_turn_silence_ms must be an integer in [100, 5000]"
+        )
+    return SessionUpdate(instructions=instructions, end_of_turn_silence_ms=silence)

@@ -1,0 +1,191 @@
+"""The event vocabulary of a session: what the client may send, what the server sends back.
+
+Every event is a frozen dataclass whose `type` is the wire name. Server events that belong to a
+reply carry its `turn_id`, so any stage (or client) can drop stale ones after an interruption.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# ---------------------------------------------------------------- client -> server
+
+
+@dataclass(frozen=True, slots=True)
+class AudioIn:
+    """A binary frame of PCM16LE mono audio at INPUT_SAMPLE_RATE."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdate:
+    type: ClassVar[str] = "session.update"
+    instructions: str | None = None
+    end_of_turn_silence_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCancel:
+    type: ClassVar[str] = "response.cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationGet:
+    type: ClassVar[str] = "conversation.get"
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    type: ClassVar[str] = "ping"
+
+
+ClientEvent = AudioIn | SessionUpdate | ResponseCancel | ConversationGet | Ping
+
+# ---------------------------------------------------------------- server -> client
+
+
+@dataclass(frozen=True, slots=True)
+class ServerEvent:
+    type: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"type": self.type, **_plain(body)}
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    encoding: str
+    sample_rate: int
+    channels: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCreated(ServerEvent):
+    type: ClassVar[str] = "session.created"
+    protocol: str
+    session_id: str
+    input_audio: AudioFormat
+    output_audio: AudioFormat
+    end_of_turn_silence_ms: int
+    instructions: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUpdated(ServerEvent):
+    type: ClassVar[str] = "session.updated"
+    end_of_turn_silence_ms: int
+    instructions: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted(ServerEvent):
+    type: ClassVar[str] = "input_audio.speech_started"
+    audio_start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStopped(ServerEvent):
+    type: ClassVar[str] = "input_audio.speech_stopped"
+    audio_start_ms: int
+    audio_end_ms: int
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptPartial(ServerEvent):
+    type: ClassVar[str] = "transcript.partial"
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptFinal(ServerEvent):
+    type: ClassVar[str] = "transcript.final"
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseStarted(ServerEvent):
+    type: ClassVar[str] = "response.started"
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTextDelta(ServerEvent):
+    type: ClassVar[str] = "response.text.delta"
+    turn_id: int
+    delta: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTextDone(ServerEvent):
+    type: ClassVar[str] = "response.text.done"
+    turn_id: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioDone(ServerEvent):
+    type: ClassVar[str] = "response.audio.done"
+    turn_id: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseInterrupted(ServerEvent):
+    """Stop playback of this turn now and drop what is buffered."""
+
+    type: ClassVar[str] = "response.interrupted"
+    turn_id: int
+    played_ms: int
+    heard_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseDone(ServerEvent):
+    type: ClassVar[str] = "response.done"
+    turn_id: int
+    status: str  # completed | interrupted | cancelled | failed | empty
+    text: str
+    heard_text: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationItem:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationHistory(ServerEvent):
+    type: ClassVar[str] = "conversation.history"
+    items: tuple[ConversationItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(ServerEvent):
+    type: ClassVar[str] = "pong"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent(ServerEvent):
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    retryable: bool
+    turn_id: int | None = None

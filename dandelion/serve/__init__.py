@@ -1,0 +1,1 @@
+"""The Ray Serve shell: deployments, the WebSocket gateway and the app builder."""

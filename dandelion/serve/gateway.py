@@ -1,0 +1,81 @@
+"""The ingress deployment: one WebSocket per conversation, sessions held in this replica."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from ray import serve
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from dandelion.backends.vad.silero import SileroVAD
+from dandelion.config import AppSettings
+from dandelion.protocol import PROTOCOL_VERSION
+from dandelion.serve.stages import ServeStages
+from dandelion.session import Session
+
+log = logging.getLogger(__name__)
+
+SESSION_PATH = "/v1/session"
+
+
+@serve.ingress()
+class Gateway:
+    def __init__(self, settings: dict[str, Any], asr: Any, llm: Any, tts: Any) -> None:
+        self.settings = AppSettings.model_validate(settings)
+        # VAD runs here, where the audio arrives: 0.3 ms a frame, never a remote call per frame.
+        self._vad = SileroVAD()
+        self._asr, self._llm, self._tts = asr, llm, tts
+        self._stages: ServeStages | None = None
+        self._sessions: dict[str, Session] = {}
+
+    async def _get_stages(self) -> ServeStages:
+        if self._stages is None:
+            rate = await self._tts.sample_rate.remote()
+            self._stages = ServeStages(self._asr, self._llm, self._tts, int(rate))
+        return self._stages
+
+    def __serve_build_asgi_app__(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/healthz", self._health),
+                WebSocketRoute(SESSION_PATH, self._session),
+            ]
+        )
+
+    async def _health(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            {"status": "ok", "protocol": PROTOCOL_VERSION, "sessions": len(self._sessions)}
+        )
+
+    async def _session(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        session_id = uuid.uuid4().hex
+        stages = await self._get_stages()
+
+        async def send(message: str | bytes) -> None:
+            if isinstance(message, bytes):
+                await websocket.send_bytes(message)
+            else:
+                await websocket.send_text(message)
+
+        session = Session(session_id, self.settings, self._vad, stages, send)
+        self._sessions[session_id] = session
+        try:
+            await session.start()
+            while True:
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                data = message.get("bytes")
+                await session.receive(data if data is not None else message.get("text", ""))
+        except Exception:
+            log.exception("session %s ended by an error", session_id)
+        finally:
+            self._sessions.pop(session_id, None)
+            await session.close()

@@ -1,0 +1,173 @@
+"""Turn-taking as a pure state machine: VAD probabilities and audio timestamps in, decisions out.
+
+No Ray, no asyncio, no clock reads: time is the position in the input audio stream (ms), so the
+same audio always gives the same decisions, whatever the network or the machine load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class TurnConfig:
+    speech_threshold: float = 0.5
+    # Hysteresis: once speaking, a frame counts as silence only below this (as silero's own
+    # iterator does), so soft word endings do not split a turn.
+    silence_threshold: float = 0.35
+    # Voiced audio needed before we call it speech (filters clicks and coughs).
+    min_speech_ms: int = 96
+    # Silence after speech that ends the user's turn.
+    end_of_turn_silence_ms: int = 500
+    # Silence after which the reply is prepared speculatively (transcribed, generated,
+    # synthesized) but held back until end_of_turn_silence_ms confirms it. 0 turns it off.
+    speculative_pause_ms: int = 200
+    # Speech needed, while the assistant is replying, before it counts as a barge-in.
+    barge_in_min_speech_ms: int = 192
+    # A turn this long is ended even without a pause (Whisper's window is 30 s).
+    max_turn_ms: int = 28_000
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.silence_threshold <= self.speech_threshold < 1.0:
+            raise ValueError("need 0 < silence_threshold <= speech_threshold < 1")
+        if self.end_of_turn_silence_ms <= 0 or self.min_speech_ms < 0:
+            raise ValueError("durations must be positive")
+        if not 0 <= self.speculative_pause_ms < self.end_of_turn_silence_ms:
+            if self.speculative_pause_ms != 0:
+                raise ValueError("need 0 <= speculative_pause_ms < end_of_turn_silence_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """The user has spoken long enough over the assistant's reply to take the turn."""
+
+    start_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """The user paused long enough to start preparing a reply; the turn may still go on."""
+
+    start_ms: int
+    end_ms: int  # where the last voiced frame ended
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Speech came back after a Pause: whatever was prepared for it is void."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfTurn:
+    start_ms: int
+    end_ms: int  # where the last voiced frame ended
+    decided_ms: int  # where the silence reached the end-of-turn threshold
+
+
+TurnDecision = SpeechStart | BargeIn | Pause | Resume | EndOfTurn
+
+
+class _State(Enum):
+    IDLE = "idle"
+    SPEAKING = "speaking"
+
+
+class EndpointDetector:
+    """Feed one VAD frame at a time with `update`; it returns the decisions that frame caused."""
+
+    def __init__(self, config: TurnConfig) -> None:
+        self.config = config
+        self._state = _State.IDLE
+        self._voiced_since: int | None = None  # start of the current voiced run while idle
+        self._speech_start = 0
+        self._last_voiced_end = 0
+        self._barged_in = False
+        self._paused = False  # a Pause was emitted for the current silence
+
+    @property
+    def speaking(self) -> bool:
+        return self._state is _State.SPEAKING
+
+    @property
+    def speech_start_ms(self) -> int | None:
+        return self._speech_start if self.speaking else None
+
+    def reconfigure(self, config: TurnConfig) -> None:
+        self.config = config
+
+    def update(
+        self, probability: float, frame_end_ms: int, frame_ms: int, responding: bool
+    ) -> list[TurnDecision]:
+        """One VAD frame [frame_end_ms - frame_ms, frame_end_ms) with its speech probability.
+
+        `responding` says whether the assistant is producing or playing a reply right now.
+        """
+        frame_start = frame_end_ms - frame_ms
+        if self._state is _State.IDLE:
+            return self._update_idle(probability, frame_start, frame_end_ms, responding)
+        return self._update_speaking(probability, frame_end_ms, frame_ms, responding)
+
+    def _update_idle(
+        self, probability: float, frame_start: int, frame_end: int, responding: bool
+    ) -> list[TurnDecision]:
+        if probability < self.config.speech_threshold:
+            self._voiced_since = None
+            return []
+        if self._voiced_since is None:
+            self._voiced_since = frame_start
+        if frame_end - self._voiced_since < self.config.min_speech_ms:
+            return []
+        self._state = _State.SPEAKING
+        self._speech_start = self._voiced_since
+        self._last_voiced_end = frame_end
+        self._voiced_since = None
+        self._barged_in = False
+        self._paused = False
+        decisions: list[TurnDecision] = [SpeechStart(self._speech_start)]
+        decisions.extend(self._maybe_barge_in(frame_end, responding))
+        return decisions
+
+    def _update_speaking(
+        self, probability: float, frame_end: int, frame_ms: int, responding: bool
+    ) -> list[TurnDecision]:
+        decisions: list[TurnDecision] = []
+        if probability >= self.config.silence_threshold:
+            self._last_voiced_end = frame_end
+            if self._paused:
+                self._paused = False
+                decisions.append(Resume(frame_end - frame_ms))
+        decisions.extend(self._maybe_barge_in(frame_end, responding))
+        silence = frame_end - self._last_voiced_end
+        too_long = frame_end - self._speech_start >= self.config.max_turn_ms
+        if silence >= self.config.end_of_turn_silence_ms or too_long:
+            decisions.append(EndOfTurn(self._speech_start, self._last_voiced_end, frame_end))
+            self._state = _State.IDLE
+        elif (
+            self.config.speculative_pause_ms
+            and not self._paused
+            and silence >= self.config.speculative_pause_ms
+        ):
+            self._paused = True
+            decisions.append(Pause(self._speech_start, self._last_voiced_end))
+        return decisions
+
+    def _maybe_barge_in(self, frame_end: int, responding: bool) -> list[TurnDecision]:
+        if not responding or self._barged_in:
+            return []
+        voiced = self._last_voiced_end - self._speech_start
+        if voiced < self.config.barge_in_min_speech_ms:
+            return []
+        self._barged_in = True
+        return [BargeIn(self._speech_start)]
+
+    def silence_ms(self, now_ms: int) -> int:
+        """How long the user has been silent within the current speech segment."""
+        return now_ms - self._last_voiced_end if self.speaking else 0
