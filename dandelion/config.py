@@ -56,6 +56,8 @@ class TTSSettings(_Settings):
     voice_path: str | None = None
     length_scale: float | None = None
     use_cuda: bool = False
+    # ONNX Runtime threads for synthesis; the LLM keeps generating on the other core meanwhile.
+    threads: int = 1
 
 
 class TurnSettings(_Settings):
@@ -78,7 +80,9 @@ class TurnSettings(_Settings):
             silence_threshold=self.silence_threshold,
             min_speech_ms=self.min_speech_ms,
             end_of_turn_silence_ms=eot,
-            speculative_pause_ms=self.speculative_pause_ms if self.speculative_pause_ms < eot else 0,
+            speculative_pause_ms=self.speculative_pause_ms
+            if self.speculative_pause_ms < eot
+            else 0,
             barge_in_min_speech_ms=self.barge_in_min_speech_ms,
             max_turn_ms=self.max_turn_ms,
         )

@@ -68,8 +68,16 @@ class Conversation:
             else:
                 self.messages.pop()
 
-    def prompt(self) -> list[Message]:
-        return [{"role": "system", "content": self.instructions}, *self.messages]
+    def prompt(self, pending_user: str | None = None) -> list[Message]:
+        """The LLM prompt; `pending_user` is a user turn not committed yet (a speculative reply)."""
+        messages = [{"role": "system", "content": self.instructions}, *self.messages]
+        if pending_user is not None:
+            if messages[-1]["role"] == "user":
+                merged = f"{messages[-1]['content']} {pending_user}"
+                messages[-1] = {"role": "user", "content": merged}
+            else:
+                messages.append({"role": "user", "content": pending_user})
+        return messages
 
     def _trim(self) -> None:
         # Drop the oldest exchanges, keeping the history starting with a user message.

@@ -3,6 +3,9 @@
 A `Session` is a plain object inside the gateway replica that holds the WebSocket: creating one
 costs microseconds, and per-frame work (VAD, turn-taking) never leaves the process. Model stages
 are called once per utterance (ASR) or per chunk (LLM stream, TTS) through `Stages`.
+
+Replies start speculatively at a short pause and are held back until the end of the turn is
+confirmed, so the end-of-turn silence overlaps with transcription, generation and synthesis.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,14 +35,23 @@ from dandelion.protocol import (
     encode_server_event,
 )
 from dandelion.protocol import events as ev
+from dandelion.reply import Reply
 from dandelion.stages import Stages
-from dandelion.turn_taking import BargeIn, EndOfTurn, EndpointDetector, SpeechStart, TurnDecision
+from dandelion.turn_taking import (
+    BargeIn,
+    EndOfTurn,
+    EndpointDetector,
+    Pause,
+    Resume,
+    SpeechStart,
+    TurnDecision,
+)
 
 log = logging.getLogger(__name__)
 
 Send = Callable[[str | bytes], Awaitable[None]]
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
-_AUDIO_FRAME_MS = 200  # response audio is sent in frames of this length
+_AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 
 
@@ -48,25 +59,6 @@ class _StageFailure(Exception):
     def __init__(self, code: ErrorCode, cause: BaseException) -> None:
         super().__init__(f"{code.value}: {cause}")
         self.code = code
-
-
-@dataclass
-class _Response:
-    turn_id: int
-    audio: bytes
-    started: float
-    clock: PlaybackClock
-    task: asyncio.Task[None] | None = None
-    text: str = ""
-    chunks: list[SpokenChunk] = field(default_factory=list)
-    samples_sent: int = 0
-    user_added: bool = False
-    completed: bool = False
-    ended: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def mark(self, name: str, now: float) -> None:
-        self.timings.setdefault(name, round((now - self.started) * 1000, 1))
 
 
 class Session:
@@ -96,12 +88,11 @@ class Session:
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet in a VAD frame
         self._samples_seen = 0  # samples through the VAD
         self._turn_id = 0
-        self._segment = 0  # bumps at each speech start; stale partials compare against it
+        self._segment = 0  # bumps at each speech start and end; stale work compares against it
         self._last_partial_ms = 0
         self._partial_task: asyncio.Task[None] | None = None
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
-        self._response: _Response | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reply: Reply | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -118,9 +109,9 @@ class Session:
         )
 
     async def close(self) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        if self._response and self._response.task and not self._response.task.done():
-            tasks.append(self._response.task)
+        tasks = [self._partial_task] if self._partial_task else []
+        if self._reply is not None and self._reply.task is not None:
+            tasks.append(self._reply.task)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -163,7 +154,7 @@ class Session:
 
     async def _on_audio(self, pcm: bytes) -> None:
         self._pcm += pcm
-        samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         pending = np.concatenate((self._pending, samples))
         usable = len(pending) - len(pending) % self._frame
         for offset in range(0, usable, self._frame):
@@ -174,7 +165,7 @@ class Session:
                 probability, now_ms, self._frame_ms, responding=self._responding()
             )
             for decision in decisions:
-                await self._on_decision(decision)
+                await self._on_decision(decision, now_ms)
         self._pending = pending[usable:]
         self._maybe_partial()
         self._trim_input()
@@ -193,42 +184,64 @@ class Session:
         end = max(start, end_ms * _MS - self._pcm_origin)
         return bytes(self._pcm[start * 2 : end * 2])
 
-    async def _on_decision(self, decision: TurnDecision) -> None:
+    async def _on_decision(self, decision: TurnDecision, now_ms: int) -> None:
         if isinstance(decision, SpeechStart):
             self._segment += 1
             self._last_partial_ms = decision.start_ms
             await self._emit(ev.SpeechStarted(audio_start_ms=decision.start_ms))
         elif isinstance(decision, BargeIn):
             await self._interrupt(status="interrupted")
+        elif isinstance(decision, Pause):
+            if not self._responding():
+                self._start_reply(decision.start_ms, decision.end_ms, now_ms)
+        elif isinstance(decision, Resume):
+            await self._drop_speculative()
         elif isinstance(decision, EndOfTurn):
-            await self._on_end_of_turn(decision)
+            await self._on_end_of_turn(decision, now_ms)
 
-    async def _on_end_of_turn(self, turn: EndOfTurn) -> None:
+    async def _on_end_of_turn(self, turn: EndOfTurn, now_ms: int) -> None:
+        segment = self._segment
         self._segment += 1  # partials of the finished segment are stale now
         if self._responding():
             # Speech too short to take the turn while the assistant talks (a cough, "uh"):
             # the reply goes on.
             return
-        self._turn_id += 1
+        reply = self._reply
+        if reply is None or reply.confirmed or reply.segment != segment:
+            reply = self._start_reply(turn.start_ms, turn.end_ms, now_ms)
+        reply.timings["end_of_turn_delay_ms"] = float(turn.decided_ms - turn.end_ms)
         await self._emit(
             ev.SpeechStopped(
-                audio_start_ms=turn.start_ms, audio_end_ms=turn.end_ms, turn_id=self._turn_id
+                audio_start_ms=turn.start_ms, audio_end_ms=turn.end_ms, turn_id=reply.turn_id
             )
         )
+        await self._confirm(reply)
+
+    def _start_reply(self, start_ms: int, end_ms: int, now_ms: int) -> Reply:
         audio = self._carry_audio + self._input_audio(
-            turn.start_ms - self.settings.turn.pre_roll_ms, turn.end_ms + _END_TAIL_MS
+            start_ms - self.settings.turn.pre_roll_ms, end_ms + _END_TAIL_MS
         )
-        self._carry_audio = b""
+        self._turn_id += 1
         now = self._clock()
-        response = _Response(
+        reply = Reply(
             turn_id=self._turn_id,
+            segment=self._segment,
             audio=audio,
-            started=now,
+            speech_end=now - (now_ms - end_ms) / 1000,
             clock=PlaybackClock(self._stages.output_sample_rate),
         )
-        response.timings["end_of_turn_delay_ms"] = float(turn.decided_ms - turn.end_ms)
-        self._response = response
-        response.task = asyncio.create_task(self._run_response(response))
+        self._reply = reply
+        reply.task = asyncio.create_task(self._run_reply(reply))
+        return reply
+
+    async def _drop_speculative(self) -> None:
+        reply = self._reply
+        if reply is None or reply.confirmed:
+            return
+        self._reply = None
+        if reply.task is not None:
+            reply.task.cancel()
+            await asyncio.gather(reply.task, return_exceptions=True)
 
     def _maybe_partial(self) -> None:
         interval = self.settings.turn.partial_interval_ms
@@ -242,12 +255,12 @@ class Session:
             return
         self._last_partial_ms = now_ms
         audio = self._input_audio(speech_start - self.settings.turn.pre_roll_ms, now_ms)
-        self._partial_task = self._spawn(self._partial(self._segment, audio))
+        self._partial_task = asyncio.create_task(self._partial(self._segment, audio))
 
     async def _partial(self, segment: int, audio: bytes) -> None:
         try:
             text = await self._stages.transcribe(audio)
-        except Exception:  # a partial is best-effort: the final transcript reports failures
+        except Exception:  # best effort: the final transcript reports failures
             log.warning("partial transcript failed", exc_info=True)
             return
         if segment == self._segment and text:
@@ -256,60 +269,67 @@ class Session:
     # ------------------------------------------------------------------ the reply
 
     def _responding(self) -> bool:
-        response = self._response
-        if response is None or response.ended:
+        """The assistant holds the floor: a confirmed reply is being made or played."""
+        reply = self._reply
+        if reply is None or reply.ended or not reply.confirmed:
             return False
-        if response.task is not None and not response.task.done():
-            return True
-        return response.clock.playing(self._clock())
+        return reply.running() or reply.clock.playing(self._clock())
 
-    async def _run_response(self, response: _Response) -> None:
+    async def _run_reply(self, reply: Reply) -> None:
         speaker: asyncio.Task[None] | None = None
         try:
-            text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(response.audio))
-            response.mark("asr_ms", self._clock())
+            text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
+            reply.mark("transcript_ms", self._clock())
             if not any(ch.isalnum() for ch in text):
-                await self._finish(response, "empty")
+                await self._finish(reply, "empty")
                 return
-            await self._emit(ev.TranscriptFinal(turn_id=response.turn_id, text=text))
-            self.conversation.add_user(text)
-            response.user_added = True
-            await self._emit(ev.ResponseStarted(turn_id=response.turn_id))
+            reply.transcript = text
+            self._commit(reply)
+            await self._emit_for(reply, ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
+            await self._emit_for(reply, ev.ResponseStarted(turn_id=reply.turn_id))
             chunks: asyncio.Queue[str | None] = asyncio.Queue()
-            speaker = asyncio.create_task(self._speak(response, chunks))
-            await self._generate(response, chunks)
+            speaker = asyncio.create_task(self._speak(reply, chunks))
+            await self._generate(reply, chunks)
             await speaker
-            await self._emit(
-                ev.ResponseAudioDone(
-                    turn_id=response.turn_id,
-                    duration_ms=response.samples_sent * 1000 // self._stages.output_sample_rate,
-                )
+            duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
+            await self._emit_for(
+                reply, ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms)
             )
-            response.completed = True
-            self.conversation.add_assistant(response.text.strip())
-            await self._finish(response, "completed")
+            reply.completed = True
+            self._commit(reply)
+            await self._finish(reply, "completed")
         except _StageFailure as failure:
-            await self._error(failure.code, str(failure), turn_id=response.turn_id)
-            await self._finish(response, "failed")
+            await self._emit_for(
+                reply,
+                ev.ErrorEvent(
+                    code=failure.code.value,
+                    message=str(failure),
+                    retryable=True,
+                    turn_id=reply.turn_id,
+                ),
+            )
+            await self._finish(reply, "failed")
         finally:
             if speaker is not None and not speaker.done():
                 speaker.cancel()
                 await asyncio.gather(speaker, return_exceptions=True)
 
-    async def _generate(self, response: _Response, chunks: asyncio.Queue[str | None]) -> None:
+    async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
         llm_start = self._clock()
         try:
-            stream = self._stages.chat(self.conversation.prompt())
+            stream = self._stages.chat(
+                self.conversation.prompt(pending_user=self._pending_user(reply))
+            )
             try:
                 async for delta in stream:
-                    if not response.text:
-                        response.mark("llm_first_token_ms", self._clock())
-                        response.timings["llm_ttft_ms"] = round(
-                            (self._clock() - llm_start) * 1000, 1
-                        )
-                    response.text += delta
-                    await self._emit(ev.ResponseTextDelta(turn_id=response.turn_id, delta=delta))
+                    if not reply.text:
+                        reply.mark("llm_first_token_ms", self._clock())
+                        reply.timings["llm_ttft_ms"] = round((self._clock() - llm_start) * 1000, 1)
+                    reply.text += delta
+                    await self._emit_for(
+                        reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
+                    )
                     for chunk in chunker.push(delta):
                         chunks.put_nowait(chunk)
             finally:
@@ -322,86 +342,114 @@ class Session:
             for chunk in chunker.flush():
                 chunks.put_nowait(chunk)
             chunks.put_nowait(None)
-        response.mark("llm_done_ms", self._clock())
-        await self._emit(ev.ResponseTextDone(turn_id=response.turn_id, text=response.text.strip()))
+        reply.mark("llm_done_ms", self._clock())
+        await self._emit_for(
+            reply, ev.ResponseTextDone(turn_id=reply.turn_id, text=reply.text.strip())
+        )
 
-    async def _speak(self, response: _Response, chunks: asyncio.Queue[str | None]) -> None:
+    def _pending_user(self, reply: Reply) -> str | None:
+        return None if reply.user_added else reply.transcript
+
+    async def _speak(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
         rate = self._stages.output_sample_rate
         frame_bytes = rate * _AUDIO_FRAME_MS // 1000 * 2
         seq = 0
         while (text := await chunks.get()) is not None:
-            chunk_start = response.samples_sent
+            chunk_start = reply.samples_made
             tts_start = self._clock()
             try:
                 async for pcm in self._stages.speak(text):
                     now = self._clock()
-                    if not response.chunks or response.chunks[-1].start_sample != chunk_start:
-                        response.timings.setdefault(
-                            "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
-                        )
-                    response.mark("first_audio_ms", now)
+                    reply.timings.setdefault(
+                        "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
+                    )
+                    reply.mark("first_audio_ready_ms", now)
                     samples = len(pcm) // 2
-                    if response.chunks and response.chunks[-1].start_sample == chunk_start:
-                        samples += response.chunks.pop().num_samples
-                    response.chunks.append(SpokenChunk(text, chunk_start, samples))
+                    if reply.chunks and reply.chunks[-1].start_sample == chunk_start:
+                        samples += reply.chunks.pop().num_samples
+                    reply.chunks.append(SpokenChunk(text, chunk_start, samples))
                     for offset in range(0, len(pcm) - len(pcm) % 2, frame_bytes):
                         payload = pcm[offset : offset + frame_bytes]
-                        pts_us = response.samples_sent * 1_000_000 // rate
-                        frame = MediaFrame(MediaKind.AUDIO, response.turn_id, seq, pts_us, payload)
-                        await self._send(encode_media_frame(frame))
+                        pts_us = reply.samples_made * 1_000_000 // rate
+                        frame = MediaFrame(MediaKind.AUDIO, reply.turn_id, seq, pts_us, payload)
                         seq += 1
-                        response.samples_sent += len(payload) // 2
-                        response.clock.sent(len(payload) // 2, self._clock())
+                        reply.samples_made += len(payload) // 2
+                        await self._send_for(reply, encode_media_frame(frame), len(payload) // 2)
             except (asyncio.CancelledError, _StageFailure):
                 raise
             except Exception as exc:
                 raise _StageFailure(ErrorCode.TTS_FAILED, exc) from exc
 
-    async def _finish(self, response: _Response, status: str) -> None:
-        response.mark("total_ms", self._clock())
-        heard = response.text.strip() if status == "completed" else ""
-        await self._emit(
+    async def _finish(self, reply: Reply, status: str) -> None:
+        reply.mark("total_ms", self._clock())
+        heard = reply.text.strip() if status == "completed" else ""
+        await self._emit_for(
+            reply,
             ev.ResponseDone(
-                turn_id=response.turn_id,
+                turn_id=reply.turn_id,
                 status=status,
-                text=response.text.strip(),
+                text=reply.text.strip(),
                 heard_text=heard,
-                timings=response.timings,
-            )
+                timings=reply.timings,
+            ),
         )
         if status != "completed":
-            response.ended = True
+            reply.ended = True
+
+    # ------------------------------------------------------------------ confirm, commit, cut
+
+    async def _confirm(self, reply: Reply) -> None:
+        """The turn is over: let the reply be heard, sending what it prepared meanwhile."""
+        async with self._send_lock:
+            while reply.outbox:
+                message, samples = reply.outbox.pop(0)
+                await self._deliver(reply, message, samples)
+            reply.confirmed = True
+        self._commit(reply)
+
+    def _commit(self, reply: Reply) -> None:
+        """Write the turn into the conversation once it is confirmed, as far as it is known."""
+        if not reply.confirmed or reply.ended:
+            return
+        if reply.transcript is not None and not reply.user_added:
+            self._carry_audio = b""
+            self.conversation.add_user(reply.transcript)
+            reply.user_added = True
+        if reply.completed and reply.user_added and not reply.assistant_added:
+            self.conversation.add_assistant(reply.text.strip())
+            reply.assistant_added = True
 
     async def _interrupt(self, status: str) -> None:
-        response = self._response
-        if response is None or response.ended or not self._responding():
+        reply = self._reply
+        if reply is None or not self._responding():
             return
-        response.ended = True
+        reply.ended = True
         now = self._clock()
-        if response.task is not None and not response.task.done():
-            response.task.cancel()
-            await asyncio.gather(response.task, return_exceptions=True)
-        played = response.clock.played_samples(now)
-        heard = heard_text(response.chunks, played)
-        if not response.user_added:
-            self._carry_audio = response.audio
-        elif response.completed:
+        if reply.running():
+            assert reply.task is not None
+            reply.task.cancel()
+            await asyncio.gather(reply.task, return_exceptions=True)
+        played = reply.clock.played_samples(now)
+        heard = heard_text(reply.chunks, played)
+        if not reply.user_added:
+            self._carry_audio = reply.audio  # never transcribed: it joins the next turn
+        elif reply.assistant_added:
             self.conversation.replace_last_assistant(heard)
         else:
             self.conversation.add_assistant(heard)
         played_ms = played * 1000 // self._stages.output_sample_rate
         await self._emit(
-            ev.ResponseInterrupted(turn_id=response.turn_id, played_ms=played_ms, heard_text=heard)
+            ev.ResponseInterrupted(turn_id=reply.turn_id, played_ms=played_ms, heard_text=heard)
         )
-        if not response.completed:
-            response.mark("total_ms", now)
+        if not reply.completed:
+            reply.mark("total_ms", now)
             await self._emit(
                 ev.ResponseDone(
-                    turn_id=response.turn_id,
+                    turn_id=reply.turn_id,
                     status=status,
-                    text=response.text.strip(),
+                    text=reply.text.strip(),
                     heard_text=heard,
-                    timings=response.timings,
+                    timings=reply.timings,
                 )
             )
 
@@ -415,18 +463,27 @@ class Session:
         except Exception as exc:
             raise _StageFailure(code, exc) from exc
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def _emit(self, event: ev.ServerEvent) -> None:
-        await self._send(encode_server_event(event))
-
-    async def _send(self, message: str | bytes) -> None:
         async with self._send_lock:
-            await self._send_raw(message)
+            await self._send_raw(encode_server_event(event))
+
+    async def _emit_for(self, reply: Reply, event: ev.ServerEvent) -> None:
+        await self._send_for(reply, encode_server_event(event), 0)
+
+    async def _send_for(self, reply: Reply, message: str | bytes, samples: int) -> None:
+        """Send a message of `reply`, or hold it while the reply is still speculative."""
+        async with self._send_lock:
+            if not reply.confirmed:
+                reply.outbox.append((message, samples))
+                return
+            await self._deliver(reply, message, samples)
+
+    async def _deliver(self, reply: Reply, message: str | bytes, samples: int) -> None:
+        await self._send_raw(message)
+        if samples:
+            now = self._clock()
+            reply.mark("first_audio_sent_ms", now)
+            reply.clock.sent(samples, now)
 
     async def _error(self, code: ErrorCode, message: str, turn_id: int | None = None) -> None:
         retryable = ProtocolError(code, message).retryable

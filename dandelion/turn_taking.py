@@ -33,9 +33,10 @@ class TurnConfig:
             raise ValueError("need 0 < silence_threshold <= speech_threshold < 1")
         if self.end_of_turn_silence_ms <= 0 or self.min_speech_ms < 0:
             raise ValueError("durations must be positive")
-        if not 0 <= self.speculative_pause_ms < self.end_of_turn_silence_ms:
-            if self.speculative_pause_ms != 0:
-                raise ValueError("need 0 <= speculative_pause_ms < end_of_turn_silence_ms")
+        if self.speculative_pause_ms and not (
+            0 < self.speculative_pause_ms < self.end_of_turn_silence_ms
+        ):
+            raise ValueError("need 0 <= speculative_pause_ms < end_of_turn_silence_ms")
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/session"
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_file_mode(args))
     from dandelion_client.live import run_live
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_live(
                 args.url,
@@ -53,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
                 args.mute_mic_while_playing,
             )
         )
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

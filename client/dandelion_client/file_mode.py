@@ -95,6 +95,10 @@ class Recorder:
                 return event
         return None
 
+    def playing(self) -> bool:
+        now = time.monotonic()
+        return any(clock.playing(now) for clock in self.clocks.values())
+
     def played_audio(self) -> bytes:
         return b"".join(bytes(self.audio[turn]) for turn in sorted(self.audio))
 
@@ -140,15 +144,31 @@ async def run_file_session(
         try:
             await _wait_for(recorder, lambda: recorder.first("session.created"), 30)
             if instructions is not None:
-                await ws.send(json.dumps({"type": "session.update", "session": {"instructions": instructions}}))
+                await ws.send(
+                    json.dumps(
+                        {"type": "session.update", "session": {"instructions": instructions}}
+                    )
+                )
             for utterance in inputs:
                 turns_before = _turns_finished(recorder)
-                recorder.note({"type": "client.input_started", "file": str(utterance.path), "speech_end_s": utterance.speech_end_s})
+                recorder.note(
+                    {
+                        "type": "client.input_started",
+                        "file": str(utterance.path),
+                        "speech_end_s": utterance.speech_end_s,
+                    }
+                )
                 await _stream(ws, utterance.audio, 0, recorder)
                 recorder.note({"type": "client.input_ended", "file": str(utterance.path)})
                 if interrupt is not None:
                     await _interrupt(ws, recorder, interrupt, interrupt_after_s, reply_timeout_s)
-                ok = await _silence_until(ws, recorder, lambda b=turns_before: _turns_finished(recorder) > b, reply_timeout_s)
+                # A person waits for the reply to finish playing before speaking again.
+                ok = await _silence_until(
+                    ws,
+                    recorder,
+                    lambda b=turns_before: _turns_finished(recorder) > b and not recorder.playing(),
+                    reply_timeout_s,
+                )
                 if not ok:
                     recorder.note({"type": "client.timeout", "file": str(utterance.path)})
             await ws.send(json.dumps({"type": "conversation.get"}))
@@ -158,8 +178,12 @@ async def run_file_session(
     return recorder
 
 
-async def _interrupt(ws: Any, recorder: Recorder, interrupt: Utterance, after_s: float, timeout_s: float) -> None:
-    ok = await _silence_until(ws, recorder, lambda: recorder.first("response.audio") is not None, timeout_s)
+async def _interrupt(
+    ws: Any, recorder: Recorder, interrupt: Utterance, after_s: float, timeout_s: float
+) -> None:
+    ok = await _silence_until(
+        ws, recorder, lambda: recorder.first("response.audio") is not None, timeout_s
+    )
     if not ok:
         return
     first_audio = recorder.first("response.audio")
@@ -167,14 +191,23 @@ async def _interrupt(ws: Any, recorder: Recorder, interrupt: Utterance, after_s:
     wait = first_audio["t"] + after_s - recorder.now()
     if wait > 0:
         await _stream(ws, None, wait, recorder)
-    recorder.note({"type": "client.input_started", "file": str(interrupt.path), "speech_end_s": interrupt.speech_end_s, "interrupting": True})
+    recorder.note(
+        {
+            "type": "client.input_started",
+            "file": str(interrupt.path),
+            "speech_end_s": interrupt.speech_end_s,
+            "interrupting": True,
+        }
+    )
     await _stream(ws, interrupt.audio, 0, recorder)
     recorder.note({"type": "client.input_ended", "file": str(interrupt.path)})
 
 
 def _turns_finished(recorder: Recorder) -> int:
     return sum(
-        1 for e in recorder.events if e["type"] == "response.done" and e["status"] in _FINAL_STATUSES
+        1
+        for e in recorder.events
+        if e["type"] == "response.done" and e["status"] in _FINAL_STATUSES
     )
 
 

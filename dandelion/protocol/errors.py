@@ -24,7 +24,7 @@ RETRYABLE_CODES = frozenset(
 
 
 class ProtocolError(Exception):
-    """A client message the server cannot accept; becomes an `error` event, never a closed socket."""
+    """A client message the server cannot accept: an `error` event, never a closed socket."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)

@@ -35,7 +35,21 @@ class PiperSynthesizer:
             raise ModelNotFoundError(
                 f"Piper voice not found: need {path!r} and {path + '.json'!r} (tts.voice_path)."
             )
-        self._voice = PiperVoice.load(path, use_cuda=settings.use_cuda)
+        import json
+
+        import onnxruntime
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = settings.threads
+        options.inter_op_num_threads = 1
+        providers = ["CUDAExecutionProvider"] if settings.use_cuda else ["CPUExecutionProvider"]
+        config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
+        # Built here rather than with PiperVoice.load, which gives no say over thread counts.
+        self._voice = PiperVoice(
+            config=config,
+            session=onnxruntime.InferenceSession(path, sess_options=options, providers=providers),
+        )
         self._config = SynthesisConfig(length_scale=settings.length_scale)
         self.sample_rate: int = self._voice.config.sample_rate
 

@@ -1,0 +1,1 @@
+"""Developer tools: synthetic speech for tests, benchmarks and load tests."""

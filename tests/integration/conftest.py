@@ -1,0 +1,67 @@
+"""A real Serve app with the embedded models on loopback, shared by the integration tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dandelion.config import AppSettings
+
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+JFK = SHARED / "data" / "speech" / "jfk.flac"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    from dandelion.serve.app import APP_NAME, build_app
+    from dandelion.serve.gateway import SESSION_PATH
+
+    port = _free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(AppSettings()), name=APP_NAME, route_prefix="/")
+    try:
+        yield f"ws://127.0.0.1:{port}{SESSION_PATH}"
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Questions spoken by the Piper voice, as 16 kHz WAVs."""
+    from dandelion.tools.say import Speaker
+
+    folder = tmp_path_factory.mktemp("speech")
+    speaker = Speaker()
+    sentences = {
+        "capital": "What is the capital of France?",
+        "population": "How many people live there?",
+        "story": "Tell me a long story about a dragon.",
+        "stop": "Stop. What is two plus two?",
+    }
+    return {key: speaker.say(text, folder / f"{key}.wav") for key, text in sentences.items()}
+
+
+def run_client(url: str, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """The thin client's file mode, as a user runs it."""
+    command = [sys.executable, "-m", "dandelion_client", "--url", url, *map(str, args)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"client failed:\n{result.stdout}\n{result.stderr}"
+    return result
