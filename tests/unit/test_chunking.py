@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Callable, Iterable
@@ -348,7 +349,7 @@ def test_chunks_reproduce_the_words(text: str, config: ChunkerConfig | None) -> 
 def test_chunking_does_not_depend_on_delta_size_for_small_deltas(text: str) -> None:
     expected = chunks_of(text, char_pieces)
     for seed in range(5):
-        assert chunks_of(text, lambda t, s=seed: small_pieces(t, s)) == expected
+        assert chunks_of(text, functools.partial(small_pieces, seed=seed)) == expected
     assert chunks_of(text, word_pieces) == expected
 
 

@@ -57,7 +57,7 @@ def test_media_header_layout() -> None:
 def test_decode_media_frame_accepts_bytearray_and_memoryview() -> None:
     frame = MediaFrame(MediaKind.AUDIO, 1, 2, 3, b"abcd")
     data = encode_media_frame(frame)
-    assert decode_media_frame(bytearray(data)) == frame
+    assert decode_media_frame(bytearray(data)) == frame  # type: ignore[arg-type]
     assert decode_media_frame(memoryview(data)) == frame  # type: ignore[arg-type]
 
 
@@ -113,8 +113,9 @@ def test_audio_frame_from_bytearray_and_memoryview() -> None:
     pcm = b"\x00\x01" * 10
     assert decode_client_message(bytearray(pcm)) == ev.AudioIn(pcm)  # type: ignore[arg-type]
     event = decode_client_message(memoryview(pcm))  # type: ignore[arg-type]
+    assert isinstance(event, ev.AudioIn)
     assert event == ev.AudioIn(pcm)
-    assert type(event.pcm) is bytes  # type: ignore[union-attr]
+    assert type(event.pcm) is bytes
 
 
 @pytest.mark.parametrize("length", [1, 3, 641, MAX_AUDIO_FRAME_BYTES - 1])
@@ -256,7 +257,7 @@ def test_protocol_error_retryable_codes() -> None:
         assert ProtocolError(code, "x").retryable
     assert ProtocolError(ErrorCode.INTERNAL_ERROR, "x").retryable
     assert not ProtocolError(ErrorCode.INVALID_JSON, "x").retryable
-    assert ErrorCode.INVALID_AUDIO_FRAME == "invalid_audio_frame"
+    assert ErrorCode.INVALID_AUDIO_FRAME.value == "invalid_audio_frame"
 
 
 # ---------------------------------------------------------------- server events
