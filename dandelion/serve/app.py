@@ -6,29 +6,28 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.deployment import Deployment
 
 from dandelion.actors.asr import ASRActor
 from dandelion.actors.llm import LLMActor
 from dandelion.actors.tts import TTSActor
-from dandelion.config import AppSettings
+from dandelion.config import AppSettings, DeploymentSettings
 from dandelion.serve.gateway import Gateway
 
 APP_NAME = "dandelion"
 IMPORT_PATH = "dandelion.serve.app:app_builder"
 
 
+def _deployment(cls: type, name: str, options: DeploymentSettings) -> Deployment:
+    return serve.deployment(name=name, **options.serve_options())(cls)
+
+
 def build_app(settings: AppSettings) -> Application:
     deployments = settings.deployments
-    asr = serve.deployment(ASRActor, name="ASR", **deployments.asr.serve_options()).bind(
-        settings.asr.model_dump()
-    )
-    llm = serve.deployment(LLMActor, name="LLM", **deployments.llm.serve_options()).bind(
-        settings.llm.model_dump()
-    )
-    tts = serve.deployment(TTSActor, name="TTS", **deployments.tts.serve_options()).bind(
-        settings.tts.model_dump()
-    )
-    gateway = serve.deployment(Gateway, name="Gateway", **deployments.gateway.serve_options())
+    asr = _deployment(ASRActor, "ASR", deployments.asr).bind(settings.asr.model_dump())
+    llm = _deployment(LLMActor, "LLM", deployments.llm).bind(settings.llm.model_dump())
+    tts = _deployment(TTSActor, "TTS", deployments.tts).bind(settings.tts.model_dump())
+    gateway = _deployment(Gateway, "Gateway", deployments.gateway)
     return gateway.bind(settings.model_dump(), asr, llm, tts)
 
 

@@ -38,5 +38,5 @@ def render_serve_config(
     port: int = 8000,
     path: str = "cluster/serve-cpu.yaml",
 ) -> str:
-    body = yaml.safe_dump(serve_config(settings, host, port), sort_keys=False, width=100)
+    body: str = yaml.safe_dump(serve_config(settings, host, port), sort_keys=False, width=100)
     return _HEADER.format(path=path) + body

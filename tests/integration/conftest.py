@@ -59,7 +59,9 @@ def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {key: speaker.say(text, folder / f"{key}.wav") for key, text in sentences.items()}
 
 
-def run_client(url: str, *args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_client(
+    url: str, *args: str | Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     """The thin client's file mode, as a user runs it."""
     command = [sys.executable, "-m", "dandelion_client", "--url", url, *map(str, args)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)

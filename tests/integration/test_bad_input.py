@@ -13,7 +13,6 @@ pytestmark = pytest.mark.integration
 
 async def _bad_then_good(url: str, question: Path) -> list[dict[str, object]]:
     import websockets
-
     from dandelion_client.file_mode import (
         Recorder,
         Utterance,

@@ -42,9 +42,10 @@ def test_jfk_flac_44k_stereo_is_transcribed(server_url: str, tmp_path: Path) -> 
 def test_spoken_reply_matches_its_text(
     server_url: str, speech: dict[str, Path], tmp_path: Path
 ) -> None:
+    from dandelion_client.audio import load_audio
+
     from dandelion.backends.asr.faster_whisper import FasterWhisperRecognizer
     from dandelion.config import ASRSettings
-    from dandelion_client.audio import load_audio
 
     events_path, reply_wav = tmp_path / "events.jsonl", tmp_path / "reply.wav"
     run_client(
@@ -125,5 +126,5 @@ def test_barge_in_stops_the_reply_and_keeps_what_was_heard(
     assert history[0] == {"role": "user", "content": "Tell me a long story about a dragon."}
     assert history[1] == {"role": "assistant", "content": cut["heard_text"]}
     # The person's interruption is answered in turn.
-    assert "two" in _words(history[2]["content"])
+    assert {"two", "2"} & set(_words(history[2]["content"]))
     assert _of(events, "response.done")[-1]["status"] == "completed"

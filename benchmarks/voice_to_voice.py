@@ -1,0 +1,189 @@
+"""Voice-to-voice latency: end of the person's speech to the first reply audio at the client.
+
+Starts `dandelion serve` (or uses --url), streams Piper-spoken questions in real time through the
+thin client's file mode, and writes a table with the per-stage breakdown to docs/benchmarks.md.
+A benchmark, not a test: numbers vary with the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = [
+    "What is the capital of France?",
+    "How many people live there?",
+    "What is the largest ocean on Earth?",
+    "Who wrote Romeo and Juliet?",
+    "Why is the sky blue?",
+    "What do bees make?",
+    "How far away is the moon?",
+    "What is the tallest mountain in the world?",
+    "Can you name a famous painter?",
+    "What is two plus two?",
+    "What language do people speak in Brazil?",
+]
+# (label, key in response.done timings or "v2v" for the client-side measure)
+COLUMNS = [
+    ("voice-to-voice at the client", "v2v"),
+    ("server: first audio sent", "first_audio_sent_ms"),
+    ("end-of-turn silence (decided)", "end_of_turn_delay_ms"),
+    ("transcript ready", "transcript_ms"),
+    ("LLM first token", "llm_first_token_ms"),
+    ("first audio synthesized", "first_audio_ready_ms"),
+    ("ASR+LLM TTFT (LLM call to first token)", "llm_ttft_ms"),
+    ("TTS first chunk (call to first audio)", "tts_first_audio_ms"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_server(config: str | None) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "dandelion.cli",
+        "serve",
+        "--num-cpus",
+        "2",
+        "--port",
+        str(port),
+    ]
+    if config:
+        command += ["--config", config]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return server, f"ws://127.0.0.1:{port}/v1/session"
+        except OSError:
+            time.sleep(1)
+    server.terminate()
+    raise RuntimeError("server did not become healthy in 180 s")
+
+
+def _turn_rows(events: list[dict[str, Any]]) -> list[dict[str, float]]:
+    rows = []
+    starts = [e for e in events if e["type"] == "client.input_started"]
+    for start in starts:
+        speech_end = start["t"] + start["speech_end_s"]
+        done = next(
+            (e for e in events if e["type"] == "response.done" and e["t"] > speech_end), None
+        )
+        if done is None or done["status"] != "completed":
+            continue
+        audio = next(
+            e for e in events
+            if e["type"] == "response.audio" and e["turn_id"] == done["turn_id"]
+        )  # fmt: skip
+        row = {"v2v": (audio["t"] - speech_end) * 1000}
+        row.update({k: float(v) for k, v in done["timings"].items()})
+        rows.append(row)
+    return rows
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--turns", type=int, default=22)
+    parser.add_argument("--url", help="a running server (default: start one)")
+    parser.add_argument("--config", help="settings YAML for the server started here")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+
+    from dandelion_client.file_mode import Utterance, run_file_session
+
+    from dandelion.tools.say import Speaker
+
+    workdir = Path(tempfile.mkdtemp(prefix="dandelion-bench-"))
+    speaker = Speaker()
+    utterances = []
+    for index in range(args.turns + 1):  # the first turn warms up and is not counted
+        text = QUESTIONS[index % len(QUESTIONS)]
+        utterances.append(Utterance.load(speaker.say(text, workdir / f"q{index}.wav")))
+    server, url = (None, args.url) if args.url else _start_server(args.config)
+    print(f"server: {url}; {args.turns} turns + 1 warm-up, streamed in real time", flush=True)
+    try:
+        rows: list[dict[str, float]] = []
+        # Sessions of at most 11 turns, so the prompt stays the size of a real conversation.
+        for start in range(0, len(utterances), 11):
+            recorder = asyncio.run(run_file_session(url, utterances[start : start + 11]))
+            rows.extend(_turn_rows(recorder.events))
+            print(f"  {len(rows)} turns measured", flush=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(60)
+    rows = rows[1:]
+    lines = [
+        "| stage (ms after the end of speech unless noted) | p50 | p95 |",
+        "|---|---|---|",
+    ]
+    for label, key in COLUMNS:
+        values = [row[key] for row in rows if key in row]
+        if values:
+            lines.append(f"| {label} | {_pct(values, 0.5):.0f} | {_pct(values, 0.95):.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    section = (
+        "## Voice-to-voice latency (embedded CPU models)\n\n"
+        f"Measured {datetime.date.today()} on {_machine()}, by `benchmarks/voice_to_voice.py`: "
+        f"{len(rows)} turns (Piper-spoken questions streamed in real time, one warm-up turn "
+        "dropped), default settings (end-of-turn silence 500 ms, speculative start at 200 ms).\n\n"
+        f"{table}\n"
+    )
+    _write_section(Path(args.output), "## Voice-to-voice latency", section)
+    return 0
+
+
+def _write_section(path: Path, heading: str, section: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    if heading in text:
+        before, _, rest = text.partition(heading)
+        after = rest.split("\n## ", 1)
+        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
