@@ -145,7 +145,9 @@ def main() -> int:
         rows: list[dict[str, float]] = []
         # Sessions of at most 11 turns, so the prompt stays the size of a real conversation.
         for start in range(0, len(utterances), 11):
-            recorder = asyncio.run(run_file_session(url, utterances[start : start + 11]))
+            recorder = asyncio.run(
+                run_file_session(url, utterances[start : start + 11], listen_to_end=False)
+            )
             rows.extend(_turn_rows(recorder.events))
             print(f"  {len(rows)} turns measured", flush=True)
     finally:

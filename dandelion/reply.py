@@ -33,6 +33,7 @@ class Reply:
     completed: bool = False
     assistant_added: bool = False
     ended: bool = False
+    done_sent: bool = False  # response.done went out (or waits in the outbox)
     timings: dict[str, float] = field(default_factory=dict)
 
     def mark(self, name: str, now: float) -> None:

@@ -35,6 +35,7 @@ from dandelion.protocol import (
     encode_server_event,
 )
 from dandelion.protocol import events as ev
+from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Reply
 from dandelion.stages import Stages
 from dandelion.turn_taking import (
@@ -53,6 +54,7 @@ Send = Callable[[str | bytes], Awaitable[None]]
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
 _AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
+_MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
 
 
 class _StageFailure(Exception):
@@ -115,6 +117,9 @@ class Session:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def report_internal_error(self, exc: BaseException) -> None:
+        await self._error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
 
     async def receive(self, message: str | bytes) -> None:
         """Handle one client message. Bad input becomes an error event; the session goes on."""
@@ -304,7 +309,7 @@ class Session:
                 ev.ErrorEvent(
                     code=failure.code.value,
                     message=str(failure),
-                    retryable=True,
+                    retryable=failure.code in RETRYABLE_CODES,
                     turn_id=reply.turn_id,
                 ),
             )
@@ -368,8 +373,9 @@ class Session:
                     if reply.chunks and reply.chunks[-1].start_sample == chunk_start:
                         samples += reply.chunks.pop().num_samples
                     reply.chunks.append(SpokenChunk(text, chunk_start, samples))
-                    for offset in range(0, len(pcm) - len(pcm) % 2, frame_bytes):
-                        payload = pcm[offset : offset + frame_bytes]
+                    whole = len(pcm) - len(pcm) % 2  # whole PCM16 samples only
+                    for offset in range(0, whole, frame_bytes):
+                        payload = pcm[offset : min(offset + frame_bytes, whole)]
                         pts_us = reply.samples_made * 1_000_000 // rate
                         frame = MediaFrame(MediaKind.AUDIO, reply.turn_id, seq, pts_us, payload)
                         seq += 1
@@ -382,6 +388,7 @@ class Session:
 
     async def _finish(self, reply: Reply, status: str) -> None:
         reply.mark("total_ms", self._clock())
+        reply.done_sent = True
         heard = reply.text.strip() if status == "completed" else ""
         await self._emit_for(
             reply,
@@ -400,6 +407,7 @@ class Session:
 
     async def _confirm(self, reply: Reply) -> None:
         """The turn is over: let the reply be heard, sending what it prepared meanwhile."""
+        self._carry_audio = b""  # it is part of this reply's audio now
         async with self._send_lock:
             while reply.outbox:
                 message, samples = reply.outbox.pop(0)
@@ -412,7 +420,6 @@ class Session:
         if not reply.confirmed or reply.ended:
             return
         if reply.transcript is not None and not reply.user_added:
-            self._carry_audio = b""
             self.conversation.add_user(reply.transcript)
             reply.user_added = True
         if reply.completed and reply.user_added and not reply.assistant_added:
@@ -432,7 +439,8 @@ class Session:
         played = reply.clock.played_samples(now)
         heard = heard_text(reply.chunks, played)
         if not reply.user_added:
-            self._carry_audio = reply.audio  # never transcribed: it joins the next turn
+            # Never transcribed: it joins the next turn (bounded to fit Whisper's window).
+            self._carry_audio = reply.audio[-_MAX_CARRY_MS * _MS * 2 :]
         elif reply.assistant_added:
             self.conversation.replace_last_assistant(heard)
         else:
@@ -441,7 +449,8 @@ class Session:
         await self._emit(
             ev.ResponseInterrupted(turn_id=reply.turn_id, played_ms=played_ms, heard_text=heard)
         )
-        if not reply.completed:
+        if not reply.done_sent:
+            reply.done_sent = True
             reply.mark("total_ms", now)
             await self._emit(
                 ev.ResponseDone(

@@ -66,7 +66,7 @@ class Recorder:
             self.note(event)
             return
         frame = decode_media_frame(message)
-        if frame.kind is MediaKind.AUDIO:
+        if frame.kind == MediaKind.AUDIO:
             if frame.turn_id in self.cut_at:
                 return  # in flight when playback stopped: dropped, as a player would
             self.audio.setdefault(frame.turn_id, bytearray()).extend(frame.payload)
@@ -135,7 +135,13 @@ async def run_file_session(
     interrupt_after_s: float = 0.5,
     instructions: str | None = None,
     reply_timeout_s: float = 60.0,
+    listen_to_end: bool = True,
 ) -> Recorder:
+    """Speak each input in turn and wait for its reply.
+
+    With `listen_to_end` False, the person stops each reply's playback (`response.cancel`) as
+    soon as it has been fully received, instead of listening to it all: for benchmarks.
+    """
     import websockets
 
     recorder = Recorder()
@@ -166,9 +172,15 @@ async def run_file_session(
                 ok = await _silence_until(
                     ws,
                     recorder,
-                    lambda b=turns_before: _turns_finished(recorder) > b and not recorder.playing(),
+                    lambda b=turns_before: (
+                        _turns_finished(recorder) > b
+                        and (not listen_to_end or not recorder.playing())
+                    ),
                     reply_timeout_s,
                 )
+                if ok and not listen_to_end and recorder.playing():
+                    await ws.send(json.dumps({"type": "response.cancel"}))
+                    await _stream(ws, None, 0.3, recorder)
                 if not ok:
                     recorder.note({"type": "client.timeout", "file": str(utterance.path)})
             await ws.send(json.dumps({"type": "conversation.get"}))

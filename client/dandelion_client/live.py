@@ -87,7 +87,7 @@ async def _send_mic(ws: Any, mic: queue.Queue[bytes]) -> None:
 def _show(message: str | bytes, player: _Player) -> None:
     if isinstance(message, bytes):
         frame = decode_media_frame(message)
-        if frame.kind is MediaKind.AUDIO and frame.turn_id not in player.turn_cut:
+        if frame.kind == MediaKind.AUDIO and frame.turn_id not in player.turn_cut:
             player.push(frame.payload)
         return
     event = json.loads(message)

@@ -43,7 +43,7 @@ class MediaKind(IntEnum):
 class MediaFrame:
     """A server->client binary frame: response media of one turn, stamped on the turn's clock."""
 
-    kind: MediaKind
+    kind: int  # a MediaKind; clients skip kinds they do not know
     turn_id: int
     seq: int
     pts_us: int
@@ -63,7 +63,7 @@ def decode_media_frame(data: bytes) -> MediaFrame:
     magic, version, kind, _reserved, turn_id, seq, pts_us = _MEDIA_HEADER.unpack_from(data)
     if magic != MEDIA_MAGIC or version != MEDIA_VERSION:
         raise ValueError(f"not a {PROTOCOL_VERSION} media frame (magic={magic!r} v={version})")
-    return MediaFrame(MediaKind(kind), turn_id, seq, pts_us, bytes(data[MEDIA_HEADER_SIZE:]))
+    return MediaFrame(kind, turn_id, seq, pts_us, bytes(data[MEDIA_HEADER_SIZE:]))
 
 
 def encode_server_event(event: ServerEvent) -> str:

@@ -73,7 +73,11 @@ class Gateway:
                 if message["type"] == "websocket.disconnect":
                     break
                 data = message.get("bytes")
-                await session.receive(data if data is not None else message.get("text", ""))
+                try:
+                    await session.receive(data if data is not None else message.get("text", ""))
+                except Exception as exc:  # a bug must not end the conversation
+                    log.exception("session %s: message failed", session_id)
+                    await session.report_internal_error(exc)
         except Exception:
             log.exception("session %s ended by an error", session_id)
         finally:
