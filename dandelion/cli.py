@@ -46,7 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     print("Shutting down ...", flush=True)
-    serve.shutdown()  # type: ignore[no-untyped-call]
+    # Ray was started here, so ray.shutdown() ends every replica with it; serve.shutdown() can
+    # wait indefinitely for a replica's graceful drain.
     ray.shutdown()
     return 0
 

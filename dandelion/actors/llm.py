@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
@@ -17,7 +18,10 @@ def load_chat_model(settings: LLMSettings) -> ChatModel:
 
 class LLMActor:
     def __init__(self, settings: dict[str, object]) -> None:
-        self._engine = load_chat_model(LLMSettings.model_validate(settings))
+        parsed = LLMSettings.model_validate(settings)
+        if parsed.nice:
+            os.nice(parsed.nice)
+        self._engine = load_chat_model(parsed)
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
         async for delta in iterate_in_thread(lambda stop: self._engine.stream_chat(messages, stop)):

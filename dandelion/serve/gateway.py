@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 from dandelion.backends.vad.silero import SileroVAD
 from dandelion.config import AppSettings
 from dandelion.protocol import PROTOCOL_VERSION
+from dandelion.serve.metrics import RayTelemetry
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
 
@@ -32,6 +33,7 @@ class Gateway:
         self._vad = SileroVAD()
         self._asr, self._llm, self._tts = asr, llm, tts
         self._stages: ServeStages | None = None
+        self._telemetry = RayTelemetry()
         self._sessions: dict[str, Session] = {}
 
     async def _get_stages(self) -> ServeStages:
@@ -64,7 +66,9 @@ class Gateway:
             else:
                 await websocket.send_text(message)
 
-        session = Session(session_id, self.settings, self._vad, stages, send)
+        session = Session(
+            session_id, self.settings, self._vad, stages, send, telemetry=self._telemetry
+        )
         self._sessions[session_id] = session
         try:
             await session.start()
