@@ -12,6 +12,12 @@ from dataclasses import dataclass
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "no", "approx"}
 )
+_BREAK_BEFORE = frozenset(
+    {
+        "and", "but", "or", "so", "because", "which", "who", "that", "when", "while", "where",
+        "if", "than", "in", "on", "at", "of", "to", "for", "with", "from", "by", "as", "about",
+    }
+)  # fmt: skip
 _SENTENCE_END = re.compile(r"[.!?;]+[\"')\]]*(?=\s)")
 _CLAUSE_END = re.compile(r"[,:\u2014]+(?=\s)")
 _WORD = re.compile(r"\S+")
@@ -20,9 +26,10 @@ _WORD = re.compile(r"\S+")
 @dataclass(frozen=True, slots=True)
 class ChunkerConfig:
     first_chunk_min_words: int = 3
-    # With no punctuation by then, the first chunk ends after this many words: the voice starts
-    # while the LLM finishes the sentence (0 waits for punctuation).
-    first_chunk_max_words: int = 5
+    # With no punctuation after this many words, the first chunk ends before the latest function
+    # word ("in", "and", "which"...), a natural phrase break, so the voice starts while the LLM
+    # finishes the sentence; with no such word, after twice this many (0 waits for punctuation).
+    first_chunk_max_words: int = 6
     min_words: int = 4
     max_chars: int = 220
 
@@ -54,6 +61,13 @@ class SentenceChunker:
 
     def _find_cut(self) -> int | None:
         buffer = self._buffer
+        cut = self._boundary(buffer)
+        if len(buffer) > self.config.max_chars and (cut is None or cut > self.config.max_chars):
+            space = buffer.rfind(" ", 0, self.config.max_chars)
+            return space if space > 0 else self.config.max_chars
+        return cut
+
+    def _boundary(self, buffer: str) -> int | None:
         for match in _SENTENCE_END.finditer(buffer):
             end = match.end()
             if self._is_abbreviation(buffer, match.start()):
@@ -64,14 +78,21 @@ class SentenceChunker:
             for match in _CLAUSE_END.finditer(buffer):
                 if self._words(buffer[: match.end()]) >= self.config.first_chunk_min_words:
                     return match.end()
-        if self._emitted == 0 and self.config.first_chunk_max_words:
-            words = list(_WORD.finditer(buffer))
-            # The word is complete only once whitespace follows it.
-            if len(words) > self.config.first_chunk_max_words:
-                return words[self.config.first_chunk_max_words - 1].end()
-        if len(buffer) > self.config.max_chars:
-            space = buffer.rfind(" ", 0, self.config.max_chars)
-            return space if space > 0 else self.config.max_chars
+            if self.config.first_chunk_max_words:
+                return self._phrase_break(buffer)
+        return None
+
+    def _phrase_break(self, buffer: str) -> int | None:
+        limit = self.config.first_chunk_max_words
+        # A word is complete only once whitespace follows it.
+        words = [w for w in _WORD.finditer(buffer) if w.end() < len(buffer)]
+        if len(words) < limit:
+            return None
+        for word in reversed(words[self.config.first_chunk_min_words :]):
+            if word.group().lower() in _BREAK_BEFORE:
+                return word.start()
+        if len(words) >= 2 * limit:
+            return words[limit - 1].end()
         return None
 
     def _min_words(self) -> int:

@@ -102,18 +102,24 @@ def test_first_clause_needs_min_words(split: Splitter) -> None:
 
 @pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
 def test_first_chunk_after_max_words_without_punctuation(split: Splitter) -> None:
+    # Past first_chunk_max_words (6), the first chunk ends before the latest function word.
     text = "The quick brown fox jumps over the lazy dog and keeps running far away."
     assert chunks_of(text, split) == [
-        "The quick brown fox jumps",
-        "over the lazy dog and keeps running far away.",
+        "The quick brown fox jumps over the lazy dog",
+        "and keeps running far away.",
+    ]
+    text = "There are approximately 8.5 million people living in Paris, France."
+    assert chunks_of(text, split) == [
+        "There are approximately 8.5 million people living",
+        "in Paris, France.",
     ]
 
 
 def test_max_words_waits_for_the_word_to_complete() -> None:
+    # With no function word to break before, the first chunk ends after 6 words once 12 are in.
     chunker = SentenceChunker()
-    assert chunker.push("one two three four five") == []
-    assert chunker.push(" ") == []  # five words: the limit, not over it
-    assert chunker.push("s") == ["one two three four five"]
+    assert chunker.push("one two three four five six seven eight nine ten eleven twelve") == []
+    assert chunker.push(" ") == ["one two three four five six"]
 
 
 def test_first_chunk_max_words_zero_waits_for_punctuation() -> None:
@@ -162,8 +168,8 @@ def test_sentence_ends_with_other_marks_and_closing_quotes(split: Splitter) -> N
         '"Quoted sentence here." (And a parenthetical one.) Done.'
     )
     assert chunks_of(text, split) == [
-        "Hmm, well, I am not",
-        "sure! Maybe? Let me think about it for a second;",
+        "Hmm, well, I am not sure!",
+        "Maybe? Let me think about it for a second;",
         'okay then. "Quoted sentence here."',
         "(And a parenthetical one.)",
         "Done.",
@@ -279,8 +285,12 @@ def test_flush_drops_punctuation_only_leftovers(leftover: str) -> None:
     assert chunker.flush() == []
 
 
-def test_flush_after_max_words_cut_drops_trailing_ellipsis() -> None:
-    assert chunks_of("One two three four five ...", word_pieces) == ["One two three four five"]
+def test_flush_after_max_words_cut_keeps_the_rest() -> None:
+    text = "One two three four five six seven eight nine ten eleven twelve ..."
+    assert chunks_of(text, word_pieces) == [
+        "One two three four five six",
+        "seven eight nine ten eleven twelve ...",
+    ]
 
 
 def test_flush_on_fresh_chunker() -> None:
