@@ -198,6 +198,7 @@ class Session:
         return bytes(self._pcm[start * 2 : end * 2])
 
     async def _on_decision(self, decision: TurnDecision, now_ms: int) -> None:
+        log.debug("session %s at %d ms: %s", self.session_id, now_ms, decision)
         if isinstance(decision, SpeechStart):
             self._segment += 1
             self._last_partial_ms = decision.start_ms
@@ -445,6 +446,9 @@ class Session:
         if not reply.confirmed or reply.ended:
             return
         if reply.transcript is not None and not reply.user_added:
+            log.debug(
+                "session %s: turn %d user %r", self.session_id, reply.turn_id, reply.transcript
+            )
             self.conversation.add_user(reply.transcript)
             reply.user_added = True
         if reply.completed and reply.user_added and not reply.assistant_added:
@@ -463,6 +467,9 @@ class Session:
             await asyncio.gather(reply.task, return_exceptions=True)
         played = reply.clock.played_samples(now)
         heard = heard_text(reply.chunks, played)
+        log.debug(
+            "session %s: turn %d interrupted, heard %r", self.session_id, reply.turn_id, heard
+        )
         if not reply.user_added:
             # Never transcribed: it joins the next turn (bounded to fit Whisper's window).
             self._carry_audio = reply.audio[-_MAX_CARRY_MS * _MS * 2 :]

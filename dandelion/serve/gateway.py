@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -21,6 +22,9 @@ from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
 
 log = logging.getLogger(__name__)
+logging.getLogger("dandelion").setLevel(
+    logging.DEBUG if os.environ.get("DANDELION_DEBUG") else logging.INFO
+)
 
 SESSION_PATH = "/v1/session"
 

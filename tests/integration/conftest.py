@@ -24,7 +24,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
+def metrics_port() -> int:
+    """Where Ray's metrics agent exports every replica's metrics for Prometheus."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def server_url(metrics_port: int) -> Iterator[str]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray import serve
@@ -33,7 +39,12 @@ def server_url() -> Iterator[str]:
     from dandelion.serve.gateway import SESSION_PATH
 
     port = _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        _metrics_export_port=metrics_port,
+    )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(AppSettings()), name=APP_NAME, route_prefix="/")
     try:

