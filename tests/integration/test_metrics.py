@@ -30,7 +30,8 @@ def prometheus(metrics_port: int, tmp_path: Path) -> Iterator[str]:
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
-        f"  - job_name: dandelion\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
+        "  - job_name: dandelion\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
     )
     process = subprocess.Popen(
         [
