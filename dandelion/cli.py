@@ -1,4 +1,5 @@
-"""`dandelion serve`: local Ray plus the app on the embedded default, bound to loopback."""
+"""`dandelion serve`: local Ray plus the app on the embedded default, bound to loopback.
+`dandelion render-config`: the serve configs and cluster manifests under cluster/."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from dandelion.config import load_settings
+from dandelion.profiles import PROFILES, profile_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = profile_settings(args.profile, args.config)
     # Local runs need no cluster token; a cluster operator sets RAY_AUTH_MODE themselves.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -52,15 +53,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace) -> int:
-    from dandelion.serve.config_render import render_serve_config
-
-    settings = load_settings(args.config)
-    text = render_serve_config(settings, host=args.host, port=args.port)
-    if args.output:
-        Path(args.output).write_text(text)
+def _write(path: str | None, text: str) -> None:
+    if path:
+        Path(path).write_text(text)
     else:
         sys.stdout.write(text)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from dandelion.serve import manifests
+    from dandelion.serve.config_render import render_profile
+
+    if args.all:
+        others = (args.config, args.profile, args.host, args.output, args.image)
+        if any(others) or args.port != 8000:
+            raise SystemExit("render-config --all takes no other options: it renders the profiles")
+        for path, text in manifests.generated_files().items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+            print(f"wrote {path}", file=sys.stderr)
+        return 0
+    if args.kuberay or args.cluster_launcher:
+        if args.profile not in (None, "gpu"):
+            raise SystemExit("the cluster manifests describe GPU nodes: use --profile gpu")
+        if args.host or args.port != 8000:
+            raise SystemExit("--host and --port are for serve configs (KubeRay: its serve service)")
+        settings = profile_settings("gpu", args.config)
+        render = manifests.render_rayservice if args.kuberay else manifests.render_cluster_launcher
+        _write(args.output, render(settings, image=args.image or manifests.DEFAULT_IMAGE))
+        return 0
+    if args.image:
+        raise SystemExit("--image is for --kuberay and --cluster-launcher")
+    profile = args.profile or "cpu"
+    settings = profile_settings(profile, args.config)
+    _write(args.output, render_profile(profile, settings, host=args.host, port=args.port))
     return 0
 
 
@@ -68,17 +94,46 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dandelion", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the voice assistant server")
-    serve_cmd.add_argument("--config", help="settings YAML (see docs/configuration.md)")
+    serve_cmd.add_argument(
+        "--profile", choices=sorted(PROFILES), default="cpu", help="base settings (default cpu)"
+    )
+    serve_cmd.add_argument("--config", help="settings YAML merged over the profile's")
     serve_cmd.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use")
     serve_cmd.add_argument("--metrics-port", type=int, default=None, help="Prometheus export")
     serve_cmd.add_argument("--verbose", action="store_true", help="show replica logs")
     serve_cmd.set_defaults(run=_serve)
-    render = commands.add_parser("render-config", help="write a `serve run` config YAML")
-    render.add_argument("--config", help="settings YAML")
-    render.add_argument("--host", default="127.0.0.1")
+    render = commands.add_parser(
+        "render-config",
+        help="write a serve config, or a cluster manifest, from the typed settings",
+        description="Write a `serve run`/`serve deploy` config for a profile (default), a KubeRay "
+        "RayService (--kuberay) or a Ray cluster-launcher config (--cluster-launcher), or "
+        "regenerate every file under cluster/ (--all).",
+    )
+    render.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help="settings to start from (default cpu; gpu for the cluster manifests)",
+    )
+    render.add_argument("--config", help="settings YAML merged over the profile's")
+    render.add_argument(
+        "--host", help="HTTP bind address (default 127.0.0.1 for cpu, 0.0.0.0 for gpu)"
+    )
     render.add_argument("--port", type=int, default=8000)
+    kind = render.add_mutually_exclusive_group()
+    kind.add_argument("--kuberay", action="store_true", help="a KubeRay RayService manifest")
+    kind.add_argument(
+        "--cluster-launcher", action="store_true", help="a `ray up` config with GPU workers"
+    )
+    kind.add_argument(
+        "--all", action="store_true", help="rewrite every generated file under ./cluster"
+    )
+    render.add_argument(
+        "--image",
+        default=None,
+        help="container image for --kuberay/--cluster-launcher (default: stock Ray GPU image)",
+    )
     render.add_argument("--output", "-o", help="file to write (default stdout)")
     render.set_defaults(run=_render)
     args = parser.parse_args(argv)

@@ -97,6 +97,9 @@ class AutoscalingSettings(_Settings):
     min_replicas: int = 1
     max_replicas: int = 4
     target_ongoing_requests: float = 2.0
+    # Serve's defaults (30 s up, 600 s down) suit steady traffic; conversations are bursty.
+    upscale_delay_s: float = 5.0
+    downscale_delay_s: float = 60.0
 
 
 class DeploymentSettings(_Settings):

@@ -15,6 +15,10 @@ class BackendUnavailableError(DandelionError):
     """The Python package behind a backend is not installed."""
 
 
+class NoFaceFoundError(DandelionError):
+    """The avatar's portrait photo shows no face the landmark detector can find."""
+
+
 class StageError(DandelionError):
     """A model stage failed while serving a turn; the session goes on."""
 

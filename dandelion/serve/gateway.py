@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from importlib import resources
 from typing import Any
 
 from ray import serve
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from dandelion.backends.vad.silero import SileroVAD
@@ -49,10 +51,16 @@ class Gateway:
     def __serve_build_asgi_app__(self) -> Starlette:
         return Starlette(
             routes=[
+                Route("/", self._page),
                 Route("/healthz", self._health),
                 WebSocketRoute(SESSION_PATH, self._session),
+                Mount("/web", StaticFiles(packages=[("dandelion_client", "web")]), name="web"),
             ]
         )
+
+    async def _page(self, request: Request) -> Response:
+        page = resources.files("dandelion_client").joinpath("web/index.html").read_text()
+        return HTMLResponse(page)
 
     async def _health(self, request: Request) -> JSONResponse:
         return JSONResponse(

@@ -1,0 +1,72 @@
+"""The web page in a real headless Chromium, with a WAV file as its microphone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _microphone_wav(question: Path, folder: Path) -> Path:
+    """The question, then silence (a person waiting for the answer), at 48 kHz like a mic."""
+    import soundfile as sf
+    import soxr
+    from dandelion_client.audio import load_audio
+
+    speech = soxr.resample(load_audio(question), 16_000, 48_000)
+    silence = np.zeros(48_000 * 12, dtype=np.float32)
+    path = folder / "mic.wav"
+    sf.write(str(path), np.concatenate((silence[:24_000], speech, silence)), 48_000)
+    return path
+
+
+def _mouth_box(page: Any) -> bytes:
+    return bytes(page.locator("#avatar").screenshot())
+
+
+def test_web_page_talks_with_a_person_in_chromium(
+    server_url: str, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: apt-get install chromium (scripts/test does)")
+    page_url = server_url.replace("ws://", "http://").replace("/v1/session", "/?autostart=1")
+    mic = _microphone_wav(speech["capital"], tmp_path)
+    args = [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={mic}%noloop",
+        "--autoplay-policy=no-user-gesture-required",
+    ]  # fmt: skip
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=False, args=args)
+        try:
+            page = browser.new_page()
+            page.goto(page_url)
+            page.wait_for_function("window.dandelion && window.dandelion.connected", timeout=30_000)
+            page.wait_for_function(
+                "window.dandelion.transcripts.some(t => /capital of france/i.test(t))",
+                timeout=90_000,
+            )
+            page.wait_for_function("window.dandelion.audioFrames > 0", timeout=60_000)
+            page.wait_for_timeout(400)
+            first = _mouth_box(page)
+            page.wait_for_timeout(700)
+            second = _mouth_box(page)
+            page.screenshot(path=str(ROOT / "docs" / "web-client.png"))
+            # Reply audio really played: buffers reached their end in the page's AudioContext.
+            page.wait_for_function("window.dandelion.playedMs > 500", timeout=60_000)
+            assert page.locator("li.user").first.inner_text().lower().startswith("what is the")
+            assert "paris" in page.locator("li.assistant").first.inner_text().lower()
+            assert first != second, "the avatar did not move while the reply played"
+        finally:
+            browser.close()
