@@ -103,6 +103,19 @@ def _turn_rows(events: list[dict[str, Any]]) -> list[dict[str, float]]:
     return rows
 
 
+def _video_lateness_ms(events: list[dict[str, Any]]) -> list[float]:
+    """For each avatar frame: arrival minus when its audio plays (playback starts on arrival)."""
+    first_audio: dict[int, float] = {}
+    lateness = []
+    for event in events:
+        if event["type"] == "response.audio":
+            first_audio.setdefault(event["turn_id"], event["t"])
+        elif event["type"] == "response.video" and event["turn_id"] in first_audio:
+            due = first_audio[event["turn_id"]] + event["pts_us"] / 1e6
+            lateness.append((event["t"] - due) * 1000)
+    return lateness
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -127,6 +140,9 @@ def main() -> int:
     parser.add_argument("--url", help="a running server (default: start one)")
     parser.add_argument("--config", help="settings YAML for the server started here")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument(
+        "--video", action="store_true", help="ask for the avatar (JPEG) and measure A/V timing"
+    )
     args = parser.parse_args()
 
     from dandelion_client.file_mode import Utterance, run_file_session
@@ -143,12 +159,19 @@ def main() -> int:
     print(f"server: {url}; {args.turns} turns + 1 warm-up, streamed in real time", flush=True)
     try:
         rows: list[dict[str, float]] = []
+        lateness: list[float] = []
         # Sessions of at most 11 turns, so the prompt stays the size of a real conversation.
         for start in range(0, len(utterances), 11):
             recorder = asyncio.run(
-                run_file_session(url, utterances[start : start + 11], listen_to_end=False)
+                run_file_session(
+                    url,
+                    utterances[start : start + 11],
+                    listen_to_end=False,
+                    video="jpeg" if args.video else None,
+                )
             )
             rows.extend(_turn_rows(recorder.events))
+            lateness.extend(_video_lateness_ms(recorder.events))
             print(f"  {len(rows)} turns measured", flush=True)
     finally:
         if server is not None:
@@ -163,13 +186,21 @@ def main() -> int:
         values = [row[key] for row in rows if key in row]
         if values:
             lines.append(f"| {label} | {_pct(values, 0.5):.0f} | {_pct(values, 0.95):.0f} |")
+    if lateness:
+        late = sum(1 for value in lateness if value > 40) / len(lateness)
+        lines.append(
+            f"| avatar frame arrival vs. its audio (ms; > 0: late) | {_pct(lateness, 0.5):.0f} "
+            f"| {_pct(lateness, 0.95):.0f} |"
+        )
+        lines.append(f"| avatar frames more than 40 ms late | {late:.0%} | |")
     table = "\n".join(lines)
     print(table)
     section = (
         "## Voice-to-voice latency (embedded CPU models)\n\n"
         f"Measured {datetime.date.today()} on {_machine()}, by `benchmarks/voice_to_voice.py`: "
         f"{len(rows)} turns (Piper-spoken questions streamed in real time, one warm-up turn "
-        "dropped), default settings (end-of-turn silence 500 ms, speculative start at 200 ms).\n\n"
+        "dropped), default settings (end-of-turn silence 500 ms, speculative start at 200 ms)"
+        f"{', avatar video on (JPEG, 25 fps)' if args.video else ''}.\n\n"
         f"{table}\n"
     )
     _write_section(Path(args.output), "## Voice-to-voice latency", section)

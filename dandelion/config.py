@@ -61,8 +61,19 @@ class TTSSettings(_Settings):
     voice_path: str | None = None
     length_scale: float | None = None
     use_cuda: bool = False
+    # Per-phoneme timings for the avatar's lips (needs the `onnx` package; in the piper extra).
+    alignments: bool = True
     # ONNX Runtime threads for synthesis (the LLM runs niced, so synthesis gets the cores).
     threads: int = 2
+
+
+class AvatarSettings(_Settings):
+    enabled: bool = True
+    # A portrait photo with one face. None: the photo matplotlib ships (grace_hopper.jpg).
+    portrait_path: str | None = None
+    fps: float = 25.0
+    size: int = 512
+    jpeg_quality: int = 80
 
 
 class TurnSettings(_Settings):
@@ -127,6 +138,7 @@ class DeploymentsSettings(_Settings):
     asr: DeploymentSettings = DeploymentSettings()
     llm: DeploymentSettings = DeploymentSettings()
     tts: DeploymentSettings = DeploymentSettings()
+    avatar: DeploymentSettings = DeploymentSettings()
 
 
 class AppSettings(_Settings):
@@ -135,6 +147,7 @@ class AppSettings(_Settings):
     asr: ASRSettings = ASRSettings()
     llm: LLMSettings = LLMSettings()
     tts: TTSSettings = TTSSettings()
+    avatar: AvatarSettings = AvatarSettings()
     turn: TurnSettings = TurnSettings()
     deployments: DeploymentsSettings = DeploymentsSettings()
     # Max conversation messages kept (older exchanges are dropped first).

@@ -95,6 +95,16 @@ def gpu() -> AppSettings:
                     min_replicas=1, max_replicas=4, target_ongoing_requests=2
                 ),
             ),
+            # The landmark avatar renders on CPU (~10 ms a frame); a neural backend would
+            # take a GPU share here.
+            avatar=DeploymentSettings(
+                num_cpus=1,
+                num_gpus=0.0,
+                max_ongoing_requests=8,
+                autoscaling=AutoscalingSettings(
+                    min_replicas=1, max_replicas=4, target_ongoing_requests=2
+                ),
+            ),
         ),
     )
 

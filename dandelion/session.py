@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from dandelion.backends.tts.base import SpeechChunk
 from dandelion.backends.vad.base import VADModel
 from dandelion.chunking import SentenceChunker
 from dandelion.config import AppSettings
@@ -99,6 +100,7 @@ class Session:
         self._partial_task: asyncio.Task[None] | None = None
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
         self._reply: Reply | None = None
+        self._video = "off"  # the avatar's codec for this session, once the client asks
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,8 +114,15 @@ class Session:
                 output_audio=ev.AudioFormat("pcm_s16le", self._stages.output_sample_rate, 1),
                 end_of_turn_silence_ms=self._eot_silence_ms,
                 instructions=self.conversation.instructions,
+                output_video=self._video_info(),
             )
         )
+
+    def _video_info(self) -> ev.VideoInfo:
+        video = self._stages.video
+        if video is None:
+            return ev.VideoInfo("off", 0.0, 0, 0)
+        return ev.VideoInfo(self._video, video.fps, video.width, video.height)
 
     async def close(self) -> None:
         self._telemetry.session_closed()
@@ -149,6 +158,11 @@ class Session:
             await self._emit(ev.Pong())
 
     async def _on_session_update(self, update: ev.SessionUpdate) -> None:
+        if update.video not in (None, "off") and self._stages.video is None:
+            await self._error(ErrorCode.INVALID_EVENT, "this server runs without an avatar")
+            return
+        if update.video is not None:
+            self._video = update.video
         if update.instructions is not None:
             self.conversation.instructions = update.instructions
         if update.end_of_turn_silence_ms is not None:
@@ -158,6 +172,7 @@ class Session:
             ev.SessionUpdated(
                 end_of_turn_silence_ms=self._eot_silence_ms,
                 instructions=self.conversation.instructions,
+                video=self._video,
             )
         )
 
@@ -294,6 +309,7 @@ class Session:
 
     async def _run_reply(self, reply: Reply) -> None:
         speaker: asyncio.Task[None] | None = None
+        animator: asyncio.Task[None] | None = None
         try:
             asr_start = self._clock()
             text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
@@ -307,13 +323,19 @@ class Session:
             await self._emit_for(reply, ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
             await self._emit_for(reply, ev.ResponseStarted(turn_id=reply.turn_id))
             chunks: asyncio.Queue[str | None] = asyncio.Queue()
-            speaker = asyncio.create_task(self._speak(reply, chunks))
+            speech: asyncio.Queue[tuple[SpeechChunk, float] | None] | None = None
+            if self._video != "off":
+                speech = asyncio.Queue()
+                animator = asyncio.create_task(self._animate(reply, speech, self._video))
+            speaker = asyncio.create_task(self._speak(reply, chunks, speech))
             await self._generate(reply, chunks)
             await speaker
             duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
             await self._emit_for(
                 reply, ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms)
             )
+            if animator is not None:
+                await animator
             reply.completed = True
             self._commit(reply)
             await self._finish(reply, "completed")
@@ -330,9 +352,10 @@ class Session:
             )
             await self._finish(reply, "failed")
         finally:
-            if speaker is not None and not speaker.done():
-                speaker.cancel()
-                await asyncio.gather(speaker, return_exceptions=True)
+            for helper in (speaker, animator):
+                if helper is not None and not helper.done():
+                    helper.cancel()
+                    await asyncio.gather(helper, return_exceptions=True)
 
     async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
@@ -371,7 +394,24 @@ class Session:
     def _pending_user(self, reply: Reply) -> str | None:
         return None if reply.user_added else reply.transcript
 
-    async def _speak(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
+    async def _speak(
+        self,
+        reply: Reply,
+        chunks: asyncio.Queue[str | None],
+        speech_out: asyncio.Queue[tuple[SpeechChunk, float] | None] | None,
+    ) -> None:
+        try:
+            await self._speak_chunks(reply, chunks, speech_out)
+        finally:
+            if speech_out is not None:
+                speech_out.put_nowait(None)
+
+    async def _speak_chunks(
+        self,
+        reply: Reply,
+        chunks: asyncio.Queue[str | None],
+        speech_out: asyncio.Queue[tuple[SpeechChunk, float] | None] | None,
+    ) -> None:
         rate = self._stages.output_sample_rate
         frame_bytes = rate * _AUDIO_FRAME_MS // 1000 * 2
         seq = 0
@@ -380,7 +420,10 @@ class Session:
             tts_start = self._clock()
             speech = self._stages.speak(text)
             try:
-                async for pcm in speech:
+                async for piece in speech:
+                    pcm = piece.pcm
+                    if speech_out is not None:
+                        speech_out.put_nowait((piece, reply.samples_made / rate))
                     now = self._clock()
                     reply.timings.setdefault(
                         "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
@@ -404,6 +447,32 @@ class Session:
                 raise _StageFailure(ErrorCode.TTS_FAILED, exc) from exc
             finally:
                 await speech.aclose()  # cancels the synthesis on its replica now, not at GC
+
+    async def _animate(
+        self,
+        reply: Reply,
+        speech: asyncio.Queue[tuple[SpeechChunk, float] | None],
+        codec: str,
+    ) -> None:
+        """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
+        seq = 0
+        while (item := await speech.get()) is not None:
+            piece, start_s = item
+            frames = self._stages.animate(piece, start_s, codec)
+            try:
+                async for batch in frames:
+                    for video in batch:
+                        frame = MediaFrame(
+                            MediaKind.VIDEO, reply.turn_id, seq, video.pts_us, video.data
+                        )
+                        seq += 1
+                        await self._send_for(reply, encode_media_frame(frame), 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the voice goes on without a face rather than failing the turn
+                log.warning("avatar failed for turn %d", reply.turn_id, exc_info=True)
+            finally:
+                await frames.aclose()
 
     async def _finish(self, reply: Reply, status: str) -> None:
         reply.mark("total_ms", self._clock())

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Protocol
+
+from dandelion.backends.tts.base import SpeechChunk
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFormat:
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    pts_us: int  # on the reply's audio clock
+    data: bytes  # one JPEG image or one H.264 access unit
 
 
 class Stages(Protocol):
     output_sample_rate: int
+    video: VideoFormat | None  # None: no avatar in this deployment
 
     async def transcribe(self, pcm16: bytes) -> str:
         """PCM16LE mono 16 kHz utterance in, its text out."""
@@ -17,6 +34,12 @@ class Stages(Protocol):
         """Stream the reply's text deltas; closing the iterator aborts generation."""
         ...
 
-    def speak(self, text: str) -> AsyncGenerator[bytes, None]:
+    def speak(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
         """Stream PCM16LE mono audio at `output_sample_rate` for one chunk of text."""
+        ...
+
+    def animate(
+        self, chunk: SpeechChunk, start_s: float, codec: str
+    ) -> AsyncGenerator[list[VideoFrame], None]:
+        """Avatar video for `chunk`, whose audio starts `start_s` into the reply."""
         ...

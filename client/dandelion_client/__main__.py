@@ -23,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     files.add_argument("--input", action="append", help="audio file to speak (repeatable)")
     files.add_argument("--output", help="save the assistant's audio as played (WAV)")
     files.add_argument("--events", help="write every server event, with receive time (JSONL)")
+    files.add_argument(
+        "--video",
+        metavar="OUT.mp4",
+        help="ask for the avatar's video (JPEG frames) and save it with the audio as played "
+        "(MP4: H.264 + AAC; needs pip install 'dandelion[avatar]')",
+    )
     files.add_argument("--interrupt", help="audio file spoken over the reply (barge-in)")
     files.add_argument("--interrupt-after", type=float, default=0.5, help="s into the reply")
     files.add_argument("--instructions", help="system instructions for this session")
@@ -60,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
 async def _file_mode(args: argparse.Namespace) -> int:
     from dandelion_client.file_mode import Utterance, run_file_session, save_outputs
 
+    if args.video:
+        from dandelion.errors import BackendUnavailableError
+        from dandelion_client.mp4 import check_dependencies
+
+        try:
+            check_dependencies()  # before the session, not after it
+        except BackendUnavailableError as exc:
+            print(f"--video: {exc}", file=sys.stderr)
+            return 2
     inputs = [Utterance.load(path) for path in args.input]
     interrupt = Utterance.load(args.interrupt) if args.interrupt else None
     recorder = await run_file_session(
@@ -69,9 +84,22 @@ async def _file_mode(args: argparse.Namespace) -> int:
         interrupt_after_s=args.interrupt_after,
         instructions=args.instructions,
         reply_timeout_s=args.timeout,
+        video="jpeg" if args.video else None,
     )
     save_outputs(recorder, args.output, args.events)
     failed = False
+    if args.video:
+        from dandelion_client.mp4 import write_mp4
+
+        try:
+            summary = write_mp4(args.video, recorder)
+        except ValueError as exc:
+            print(f"--video: {exc}", file=sys.stderr)
+            failed = True
+        else:
+            print(f"video:     {args.video} ({summary.frames} frames, {summary.seconds:.2f} s)")
+            if summary.turns_without_video:
+                print(f"           no video frames for turns {summary.turns_without_video}")
     for event in recorder.events:
         kind = event["type"]
         if kind == "transcript.final":

@@ -3,13 +3,18 @@
 Each input is streamed at real-time pace in 20 ms frames, followed by silence (as a live mic
 would send) until its reply is done. With an interrupt file, that file starts playing a set
 time after the first reply audio arrives: the person talks over the assistant.
+
+With `video` ("jpeg" or "h264"), the client asks for the avatar's video and keeps every frame of
+each reply as played: frames of an interrupted turn stop where its audio was cut (see `mp4.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,18 +44,29 @@ class Utterance:
 
 @dataclass
 class Recorder:
-    """Every server event with the client's receive time, plus the reply audio as played."""
+    """Every server event with the client's receive time, plus the reply media as played."""
 
-    started: float = field(default_factory=time.monotonic)
+    monotonic: Callable[[], float] = time.monotonic
+    """The clock that playback is estimated with (a fake one in tests)."""
+    started: float = field(init=False)
     events: list[dict[str, Any]] = field(default_factory=list)
     output_rate: int = 0
     audio: dict[int, bytearray] = field(default_factory=dict)
     clocks: dict[int, PlaybackClock] = field(default_factory=dict)
     cut_at: dict[int, int] = field(default_factory=dict)  # turn -> bytes kept after an interrupt
+    video: dict[int, list[tuple[int, bytes]]] = field(default_factory=dict)
+    """turn -> (pts_us, payload) of each video frame kept, in arrival order."""
+    video_codec: str = "off"
+    video_fps: float = 25.0
+    video_size: tuple[int, int] = (512, 512)  # width, height
+    last_video_at: float | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        self.started = self.monotonic()
+
     def now(self) -> float:
-        return time.monotonic() - self.started
+        return self.monotonic() - self.started
 
     def note(self, event: dict[str, Any]) -> None:
         self.events.append({"t": round(self.now(), 4), **event})
@@ -61,20 +77,39 @@ class Recorder:
             event = json.loads(message)
             if event["type"] == "session.created":
                 self.output_rate = int(event["output_audio"]["sample_rate"])
+                video = event.get("output_video")
+                if isinstance(video, dict):
+                    self.video_codec = str(video.get("codec", self.video_codec))
+                    self.video_fps = float(video.get("fps", self.video_fps))
+                    self.video_size = (
+                        int(video.get("width", self.video_size[0])),
+                        int(video.get("height", self.video_size[1])),
+                    )
+            if event["type"] == "session.updated" and "video" in event:
+                self.video_codec = str(event["video"])
             if event["type"] == "response.interrupted":
                 self._stop_playback(int(event["turn_id"]))
             self.note(event)
             return
         frame = decode_media_frame(message)
         if frame.kind == MediaKind.AUDIO:
+            kind = "response.audio"
             if frame.turn_id in self.cut_at:
                 return  # in flight when playback stopped: dropped, as a player would
             self.audio.setdefault(frame.turn_id, bytearray()).extend(frame.payload)
             clock = self.clocks.setdefault(frame.turn_id, PlaybackClock(self.output_rate))
-            clock.sent(len(frame.payload) // 2, time.monotonic())
+            clock.sent(len(frame.payload) // 2, self.monotonic())
+        elif frame.kind == MediaKind.VIDEO:
+            kind = "response.video"
+            if frame.turn_id in self.cut_at:
+                return  # the turn's playback has stopped: so has its picture
+            self.video.setdefault(frame.turn_id, []).append((frame.pts_us, frame.payload))
+            self.last_video_at = self.monotonic()
+        else:
+            return  # a kind this client does not know: ignored, as the protocol asks
         self.note(
             {
-                "type": "response.audio",
+                "type": kind,
                 "turn_id": frame.turn_id,
                 "seq": frame.seq,
                 "pts_us": frame.pts_us,
@@ -84,10 +119,16 @@ class Recorder:
 
     def _stop_playback(self, turn_id: int) -> None:
         clock = self.clocks.get(turn_id)
-        played = clock.played_samples(time.monotonic()) if clock else 0
+        played = clock.played_samples(self.monotonic()) if clock else 0
         self.cut_at[turn_id] = played * 2
         if turn_id in self.audio:
             del self.audio[turn_id][played * 2 :]
+        if turn_id in self.video:
+            # Frames shown after the cut were never seen: keep those before it.
+            rate = self.output_rate or 1
+            self.video[turn_id] = [
+                (pts, data) for pts, data in self.video[turn_id] if pts * rate < played * 1_000_000
+            ]
 
     def first(self, kind: str, **match: Any) -> dict[str, Any] | None:
         for event in self.events:
@@ -96,11 +137,26 @@ class Recorder:
         return None
 
     def playing(self) -> bool:
-        now = time.monotonic()
+        now = self.monotonic()
         return any(clock.playing(now) for clock in self.clocks.values())
 
     def played_audio(self) -> bytes:
         return b"".join(bytes(self.audio[turn]) for turn in sorted(self.audio))
+
+    def video_complete(self) -> bool:
+        """Each finished, uncut reply's frames reach (within two frames) the end of its audio."""
+        frame_us = 1_000_000 / self.video_fps
+        for event in self.events:
+            if event["type"] != "response.done" or event["status"] != "completed":
+                continue
+            turn = int(event["turn_id"])
+            if turn in self.cut_at or not self.audio.get(turn):
+                continue
+            audio_us = len(self.audio[turn]) // 2 * 1_000_000 / (self.output_rate or 1)
+            last = max((pts for pts, _ in self.video.get(turn, [])), default=None)
+            if last is None or last + 2 * frame_us < audio_us:
+                return False
+        return True
 
 
 async def _stream(ws: Any, audio: Audio | None, seconds: float, recorder: Recorder) -> None:
@@ -136,11 +192,14 @@ async def run_file_session(
     instructions: str | None = None,
     reply_timeout_s: float = 60.0,
     listen_to_end: bool = True,
+    video: str | None = None,
 ) -> Recorder:
     """Speak each input in turn and wait for its reply.
 
     With `listen_to_end` False, the person stops each reply's playback (`response.cancel`) as
     soon as it has been fully received, instead of listening to it all: for benchmarks.
+    With `video` ("jpeg" or "h264"), the session asks for the avatar's video, and the run ends
+    once the last replies' frames are in (they may come after the audio) or stop coming.
     """
     import websockets
 
@@ -149,12 +208,20 @@ async def run_file_session(
         reader = asyncio.create_task(_read(ws, recorder))
         try:
             await _wait_for(recorder, lambda: recorder.first("session.created"), 30)
+            update: dict[str, Any] = {}
             if instructions is not None:
-                await ws.send(
-                    json.dumps(
-                        {"type": "session.update", "session": {"instructions": instructions}}
+                update["instructions"] = instructions
+            if video is not None:
+                update["video"] = video
+                recorder.video_codec = video
+            if update:
+                await ws.send(json.dumps({"type": "session.update", "session": update}))
+                with contextlib.suppress(TimeoutError):  # an error event says why; go on
+                    await _wait_for(
+                        recorder,
+                        lambda: recorder.first("session.updated") or recorder.first("error"),
+                        10,
                     )
-                )
             for utterance in inputs:
                 turns_before = _turns_finished(recorder)
                 recorder.note(
@@ -183,6 +250,11 @@ async def run_file_session(
                     await _stream(ws, None, 0.3, recorder)
                 if not ok:
                     recorder.note({"type": "client.timeout", "file": str(utterance.path)})
+            if video not in (None, "off"):
+                since = recorder.monotonic()
+                await _silence_until(
+                    ws, recorder, lambda: _video_settled(recorder, since), reply_timeout_s
+                )
             await ws.send(json.dumps({"type": "conversation.get"}))
             await _wait_for(recorder, lambda: recorder.first("conversation.history"), 10)
         finally:
@@ -213,6 +285,12 @@ async def _interrupt(
     )
     await _stream(ws, interrupt.audio, 0, recorder)
     recorder.note({"type": "client.input_ended", "file": str(interrupt.path)})
+
+
+def _video_settled(recorder: Recorder, since: float, idle_s: float = 1.5) -> bool:
+    """The replies' video is complete, or no frame has come for `idle_s` (none will)."""
+    last = max(recorder.last_video_at or since, since)
+    return recorder.video_complete() or recorder.monotonic() - last > idle_s
 
 
 def _turns_finished(recorder: Recorder) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
-from dandelion.backends.tts.base import SpeechSynthesizer
+from dandelion.backends.tts.base import SpeechChunk, SpeechSynthesizer
 from dandelion.config import TTSSettings
 
 
@@ -22,6 +22,6 @@ class TTSActor:
     async def sample_rate(self) -> int:
         return self._engine.sample_rate
 
-    async def synthesize(self, text: str) -> AsyncIterator[bytes]:
-        async for pcm in iterate_in_thread(lambda _stop: self._engine.synthesize(text)):
-            yield pcm
+    async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
+        async for chunk in iterate_in_thread(lambda _stop: self._engine.synthesize(text)):
+            yield chunk

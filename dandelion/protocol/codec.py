@@ -26,6 +26,7 @@ INPUT_CHANNELS = 1
 MAX_AUDIO_FRAME_BYTES = 64 * 1024
 MAX_TEXT_MESSAGE_BYTES = 64 * 1024
 MAX_INSTRUCTIONS_CHARS = 8_000
+VIDEO_CODECS = ("off", "jpeg", "h264")
 
 # magic, version, kind, reserved, turn_id, seq, pts_us
 _MEDIA_HEADER = struct.Struct("<4sBBHIIQ")
@@ -121,7 +122,7 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
     session = body.get("session", {})
     if not isinstance(session, dict):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "session.update needs a 'session' object")
-    unknown = set(session) - {"instructions", "end_of_turn_silence_ms"}
+    unknown = set(session) - {"instructions", "end_of_turn_silence_ms", "video"}
     if unknown:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT, f"session.update: unknown fields {sorted(unknown)}"
@@ -141,4 +142,9 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT, "end_of_turn_silence_ms must be an integer in [100, 5000]"
         )
-    return SessionUpdate(instructions=instructions, end_of_turn_silence_ms=silence)
+    video = session.get("video")
+    if video is not None and video not in VIDEO_CODECS:
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"video must be one of {', '.join(VIDEO_CODECS)}"
+        )
+    return SessionUpdate(instructions=instructions, end_of_turn_silence_ms=silence, video=video)

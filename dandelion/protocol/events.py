@@ -25,6 +25,7 @@ class SessionUpdate:
     type: ClassVar[str] = "session.update"
     instructions: str | None = None
     end_of_turn_silence_ms: int | None = None
+    video: str | None = None  # "off", "jpeg" or "h264"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,14 @@ class AudioFormat:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoInfo:
+    codec: str  # "off" (no video frames), "jpeg" or "h264"
+    fps: float
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionCreated(ServerEvent):
     type: ClassVar[str] = "session.created"
     protocol: str
@@ -82,6 +91,7 @@ class SessionCreated(ServerEvent):
     output_audio: AudioFormat
     end_of_turn_silence_ms: int
     instructions: str
+    output_video: VideoInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,7 @@ class SessionUpdated(ServerEvent):
     type: ClassVar[str] = "session.updated"
     end_of_turn_silence_ms: int
     instructions: str
+    video: str
 
 
 @dataclass(frozen=True, slots=True)

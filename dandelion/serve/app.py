@@ -9,6 +9,7 @@ from ray.serve import Application
 from ray.serve.deployment import Deployment
 
 from dandelion.actors.asr import ASRActor
+from dandelion.actors.avatar import AvatarActor
 from dandelion.actors.llm import LLMActor
 from dandelion.actors.tts import TTSActor
 from dandelion.config import AppSettings, DeploymentSettings
@@ -27,8 +28,13 @@ def build_app(settings: AppSettings) -> Application:
     asr = _deployment(ASRActor, "ASR", deployments.asr).bind(settings.asr.model_dump())
     llm = _deployment(LLMActor, "LLM", deployments.llm).bind(settings.llm.model_dump())
     tts = _deployment(TTSActor, "TTS", deployments.tts).bind(settings.tts.model_dump())
+    avatar = None
+    if settings.avatar.enabled:
+        avatar = _deployment(AvatarActor, "Avatar", deployments.avatar).bind(
+            settings.avatar.model_dump()
+        )
     gateway = _deployment(Gateway, "Gateway", deployments.gateway)
-    return gateway.bind(settings.model_dump(), asr, llm, tts)
+    return gateway.bind(settings.model_dump(), asr, llm, tts, avatar)
 
 
 def app_builder(args: dict[str, Any]) -> Application:

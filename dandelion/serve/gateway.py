@@ -22,6 +22,7 @@ from dandelion.protocol import PROTOCOL_VERSION
 from dandelion.serve.metrics import RayTelemetry
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
+from dandelion.stages import VideoFormat
 
 log = logging.getLogger(__name__)
 logging.getLogger("dandelion").setLevel(
@@ -33,11 +34,13 @@ SESSION_PATH = "/v1/session"
 
 @serve.ingress()
 class Gateway:
-    def __init__(self, settings: dict[str, Any], asr: Any, llm: Any, tts: Any) -> None:
+    def __init__(
+        self, settings: dict[str, Any], asr: Any, llm: Any, tts: Any, avatar: Any = None
+    ) -> None:
         self.settings = AppSettings.model_validate(settings)
         # VAD runs here, where the audio arrives: 0.3 ms a frame, never a remote call per frame.
         self._vad = SileroVAD()
-        self._asr, self._llm, self._tts = asr, llm, tts
+        self._asr, self._llm, self._tts, self._avatar = asr, llm, tts, avatar
         self._stages: ServeStages | None = None
         self._telemetry = RayTelemetry()
         self._sessions: dict[str, Session] = {}
@@ -45,7 +48,13 @@ class Gateway:
     async def _get_stages(self) -> ServeStages:
         if self._stages is None:
             rate = await self._tts.sample_rate.remote()
-            self._stages = ServeStages(self._asr, self._llm, self._tts, int(rate))
+            video = None
+            if self._avatar is not None:
+                info = await self._avatar.video_format.remote()
+                video = VideoFormat(float(info["fps"]), int(info["width"]), int(info["height"]))
+            self._stages = ServeStages(
+                self._asr, self._llm, self._tts, int(rate), avatar=self._avatar, video=video
+            )
         return self._stages
 
     def __serve_build_asgi_app__(self) -> Starlette:
@@ -53,6 +62,7 @@ class Gateway:
             routes=[
                 Route("/", self._page),
                 Route("/healthz", self._health),
+                Route("/avatar.jpg", self._avatar_still),
                 WebSocketRoute(SESSION_PATH, self._session),
                 Mount("/web", StaticFiles(packages=[("dandelion_client", "web")]), name="web"),
             ]
@@ -61,6 +71,12 @@ class Gateway:
     async def _page(self, request: Request) -> Response:
         page = resources.files("dandelion_client").joinpath("web/index.html").read_text()
         return HTMLResponse(page)
+
+    async def _avatar_still(self, request: Request) -> Response:
+        if self._avatar is None:
+            return JSONResponse({"error": "this server runs without an avatar"}, status_code=404)
+        data = await self._avatar.still.remote()
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
     async def _health(self, request: Request) -> JSONResponse:
         return JSONResponse(

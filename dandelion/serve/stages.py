@@ -5,13 +5,26 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from dandelion.backends.tts.base import SpeechChunk
+from dandelion.stages import VideoFormat, VideoFrame
+
 
 class ServeStages:
-    def __init__(self, asr: Any, llm: Any, tts: Any, output_sample_rate: int) -> None:
+    def __init__(
+        self,
+        asr: Any,
+        llm: Any,
+        tts: Any,
+        output_sample_rate: int,
+        avatar: Any = None,
+        video: VideoFormat | None = None,
+    ) -> None:
         self._asr = asr
         self._llm = llm
         self._tts = tts
+        self._avatar = avatar
         self.output_sample_rate = output_sample_rate
+        self.video = video
 
     async def transcribe(self, pcm16: bytes) -> str:
         result: dict[str, Any] = await self._asr.transcribe.remote(pcm16)
@@ -26,10 +39,25 @@ class ServeStages:
             # Reaches the replica as a cancellation: the LLM thread stops within a token.
             stream.cancel()
 
-    async def speak(self, text: str) -> AsyncGenerator[bytes, None]:
+    async def speak(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
         stream = self._tts.options(stream=True).synthesize.remote(text)
         try:
-            async for pcm in stream:
-                yield pcm
+            async for chunk in stream:
+                yield chunk
+        finally:
+            stream.cancel()
+
+    async def animate(
+        self, chunk: SpeechChunk, start_s: float, codec: str
+    ) -> AsyncGenerator[list[VideoFrame], None]:
+        if self._avatar is None:
+            return
+        alignments = list(chunk.alignments) if chunk.alignments else None
+        stream = self._avatar.options(stream=True).render.remote(
+            chunk.pcm, self.output_sample_rate, alignments, start_s, codec
+        )
+        try:
+            async for batch in stream:
+                yield [VideoFrame(frame["pts_us"], frame["data"]) for frame in batch]
         finally:
             stream.cancel()

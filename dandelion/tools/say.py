@@ -17,13 +17,13 @@ class Speaker:
     def __init__(self, settings: TTSSettings | None = None) -> None:
         from dandelion.backends.tts.piper import PiperSynthesizer
 
-        self._tts = PiperSynthesizer(settings or TTSSettings(threads=2))
+        self._tts = PiperSynthesizer(settings or TTSSettings(threads=2, alignments=False))
 
     def say(self, text: str, path: str | Path, lead_silence_s: float = 0.3) -> Path:
         import soundfile as sf
         import soxr
 
-        pcm = b"".join(self._tts.synthesize(text))
+        pcm = b"".join(chunk.pcm for chunk in self._tts.synthesize(text))
         audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         audio = soxr.resample(audio, self._tts.sample_rate, INPUT_SAMPLE_RATE)
         lead = np.zeros(int(lead_silence_s * INPUT_SAMPLE_RATE), dtype=np.float32)

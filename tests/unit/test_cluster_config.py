@@ -42,7 +42,7 @@ def test_cpu_serve_config_passes_serves_own_schema() -> None:
 # Profiles and cluster manifests (dandelion.profiles, dandelion.serve.manifests).
 
 CLUSTER = ROOT / "cluster"
-DEPLOYMENTS = ("gateway", "asr", "llm", "tts")
+DEPLOYMENTS = ("gateway", "asr", "llm", "tts", "avatar")
 MODEL_DEPLOYMENTS = ("asr", "llm", "tts")
 
 
@@ -91,7 +91,7 @@ def _serve_deployments(settings: AppSettings) -> dict[str, Any]:
         bound = getattr(arg, "_bound_deployment", None)
         if bound is not None:
             found[bound.name] = bound
-    assert set(found) == {"Gateway", "ASR", "LLM", "TTS"}
+    assert set(found) == {"Gateway", "ASR", "LLM", "TTS", "Avatar"}
     return found
 
 
@@ -156,7 +156,8 @@ def test_gpu_profile_shares_gpus_and_autoscales_every_deployment() -> None:
         assert autoscaling is not None, name
         assert autoscaling.min_replicas <= autoscaling.max_replicas, name
         gpus = deployment.ray_actor_options["num_gpus"]
-        assert (gpus == 0) if name == "Gateway" else (0 < gpus < 1), name
+        on_cpu = name in ("Gateway", "Avatar")  # the landmark avatar renders on CPU
+        assert (gpus == 0) if on_cpu else (0 < gpus < 1), name
     # The model backends run on the GPU, with no more threads than the CPUs they reserve.
     assert settings.asr.device == "cuda"
     assert settings.asr.compute_type == "float16"

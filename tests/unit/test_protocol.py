@@ -280,6 +280,7 @@ def test_encode_session_created_nests_audio_formats() -> None:
         output_audio=ev.AudioFormat("pcm16", 22_050, 1),
         end_of_turn_silence_ms=500,
         instructions="Be brief.",
+        output_video=ev.VideoInfo("jpeg", 25.0, 512, 512),
     )
     assert decoded(event) == {
         "type": "session.created",
@@ -289,6 +290,7 @@ def test_encode_session_created_nests_audio_formats() -> None:
         "output_audio": {"encoding": "pcm16", "sample_rate": 22_050, "channels": 1},
         "end_of_turn_silence_ms": 500,
         "instructions": "Be brief.",
+        "output_video": {"codec": "jpeg", "fps": 25.0, "width": 512, "height": 512},
     }
 
 
@@ -318,8 +320,9 @@ def test_encode_is_compact_and_keeps_unicode() -> None:
     ("event", "expected"),
     [
         (ev.Pong(), {"type": "pong"}),
-        (ev.SessionUpdated(end_of_turn_silence_ms=800, instructions="x"),
-         {"type": "session.updated", "end_of_turn_silence_ms": 800, "instructions": "x"}),
+        (ev.SessionUpdated(end_of_turn_silence_ms=800, instructions="x", video="off"),
+         {"type": "session.updated", "end_of_turn_silence_ms": 800, "instructions": "x",
+          "video": "off"}),
         (ev.SpeechStarted(audio_start_ms=320),
          {"type": "input_audio.speech_started", "audio_start_ms": 320}),
         (ev.SpeechStopped(audio_start_ms=320, audio_end_ms=960, turn_id=1),

@@ -112,6 +112,11 @@ function onEvent(event) {
     case "session.created":
       state.sessionId = event.session_id;
       outputRate = event.output_audio.sample_rate;
+      if (event.output_video && event.output_video.width > 0) {
+        // The server has an avatar: ask for its frames as JPEG (decoded natively by the page).
+        ws.send(JSON.stringify({ type: "session.update", session: { video: "jpeg" } }));
+        loadStill();
+      }
       break;
     case "transcript.partial":
       ui.partial.textContent = event.text;
@@ -213,8 +218,18 @@ function stopAllAudio() {
   for (const turn of sources.keys()) cutTurn(turn);
 }
 
-// The avatar: video frames from the server when it sends them; until then a face whose mouth
-// follows the level of the reply audio.
+async function loadStill() {
+  // The portrait at rest, shown until the first reply's frames arrive.
+  try {
+    const response = await fetch("avatar.jpg");
+    if (response.ok) lastFrame = await createImageBitmap(await response.blob());
+  } catch (error) {
+    console.warn("no avatar still", error);
+  }
+}
+
+// The avatar: video frames from the server when it sends them (on the reply's audio clock);
+// with a server that has no avatar, a drawn face whose mouth follows the reply audio's level.
 const level = new Float32Array(1024);
 let lastFrame = null;
 function draw() {

@@ -1,3 +1,3 @@
-from dandelion.backends.tts.base import SpeechSynthesizer
+from dandelion.backends.tts.base import Alignment, SpeechChunk, SpeechSynthesizer
 
-__all__ = ["SpeechSynthesizer"]
+__all__ = ["Alignment", "SpeechChunk", "SpeechSynthesizer"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
+from dandelion.backends.tts.base import SpeechChunk
 from dandelion.config import TTSSettings
 from dandelion.errors import BackendUnavailableError, ModelNotFoundError
 
@@ -46,13 +48,33 @@ class PiperSynthesizer:
         providers = ["CUDAExecutionProvider"] if settings.use_cuda else ["CPUExecutionProvider"]
         config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
         # Built here rather than with PiperVoice.load, which gives no say over thread counts.
+        model: str | bytes = path
+        self._alignments = settings.alignments
+        if settings.alignments:
+            # Piper's own in-memory patch exposes per-phoneme sample counts (lip-sync timings).
+            import onnx
+            from piper.patch_voice_with_alignment import add_alignment_output
+
+            graph = onnx.load(path)
+            # ValueError: already patched, or a voice without the tensor: used as it is.
+            with contextlib.suppress(ValueError):
+                add_alignment_output(graph)
+            model = graph.SerializeToString()
         self._voice = PiperVoice(
             config=config,
-            session=onnxruntime.InferenceSession(path, sess_options=options, providers=providers),
+            session=onnxruntime.InferenceSession(model, sess_options=options, providers=providers),
         )
         self._config = SynthesisConfig(length_scale=settings.length_scale)
         self.sample_rate: int = self._voice.config.sample_rate
 
-    def synthesize(self, text: str) -> Iterator[bytes]:
-        for chunk in self._voice.synthesize(text, syn_config=self._config):
-            yield chunk.audio_int16_bytes
+    def synthesize(self, text: str) -> Iterator[SpeechChunk]:
+        chunks = self._voice.synthesize(
+            text, syn_config=self._config, include_alignments=self._alignments
+        )
+        for chunk in chunks:
+            alignments = None
+            if chunk.phoneme_alignments:
+                alignments = tuple(
+                    (a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments
+                )
+            yield SpeechChunk(chunk.audio_int16_bytes, alignments)

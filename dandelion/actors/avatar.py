@@ -1,0 +1,87 @@
+"""Holds the avatar renderer resident; turns one chunk of reply speech into encoded video frames."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+from dandelion.config import AvatarSettings
+
+VIDEO_CODECS = ("jpeg", "h264")
+_BATCH = 5  # frames per streamed batch: the first ones leave after 5 renders, not a chunk's worth
+
+
+class AvatarActor:
+    def __init__(self, settings: dict[str, object]) -> None:
+        from dandelion.avatar import LandmarkAvatar
+
+        self.settings = AvatarSettings.model_validate(settings)
+        # A photo without a face fails here, at start-up, with NoFaceFoundError.
+        self._avatar = LandmarkAvatar(
+            self.settings.portrait_path, size=self.settings.size, fps=self.settings.fps
+        )
+        # The renderer keeps per-frame scratch buffers: one render at a time per replica.
+        self._lock = asyncio.Lock()
+
+    async def video_format(self) -> dict[str, float]:
+        return {"fps": self.settings.fps, "width": self._avatar.size, "height": self._avatar.size}
+
+    async def still(self) -> bytes:
+        """The portrait at rest, as a JPEG (what a client shows before the first reply)."""
+        from dandelion.avatar import REST, JpegEncoder
+
+        async with self._lock:
+            frame = await asyncio.to_thread(self._avatar.render, REST, 0.0)
+        return JpegEncoder(self.settings.jpeg_quality).encode(frame)[0].data
+
+    async def render(
+        self,
+        pcm16: bytes,
+        sample_rate: int,
+        alignments: list[tuple[str, int]] | None,
+        start_s: float,
+        codec: str,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Frames for the audio that starts `start_s` into the reply, in batches.
+
+        Frame k of the reply is shown at k / fps on the reply's audio clock; each frame's
+        `pts_us` says so. Phoneme timings drive the lips when given, loudness otherwise.
+        """
+        from dandelion.avatar import EnvelopeDriver, viseme_track
+
+        fps = self.settings.fps
+        if alignments:
+            track = viseme_track(alignments, sample_rate, fps, offset=start_s)
+        else:
+            # Same frame grid as viseme_track: frames that start while this audio plays.
+            skip = math.ceil(start_s * fps - 1e-9) / fps - start_s
+            offset = max(0, round(skip * sample_rate)) * 2
+            track = EnvelopeDriver(fps).push(pcm16[offset:], sample_rate)
+        first = math.ceil(start_s * fps - 1e-9)
+        encoder = self._encoder(codec)
+        batch: list[dict[str, Any]] = []
+        for index, params in enumerate(track):
+            t = (first + index) / fps
+            async with self._lock:
+                frame = await asyncio.to_thread(self._avatar.render, params, t)
+            for packet in encoder.encode(frame):
+                batch.append({"pts_us": round(t * 1e6), "data": packet.data})
+            if len(batch) >= _BATCH:
+                yield batch
+                batch = []
+        for packet in encoder.flush():
+            batch.append({"pts_us": round((first + packet.pts) / fps * 1e6), "data": packet.data})
+        if batch:
+            yield batch
+
+    def _encoder(self, codec: str) -> Any:
+        from dandelion.avatar import H264Encoder, JpegEncoder
+
+        if codec == "h264":
+            # A new encoder per chunk: each chunk starts with a keyframe, so a client can join
+            # at any chunk and a dropped chunk (barge-in) leaves no broken references.
+            size = self._avatar.size
+            return H264Encoder(size, size, self.settings.fps)
+        return JpegEncoder(self.settings.jpeg_quality)
