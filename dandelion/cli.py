@@ -24,6 +24,17 @@ def _serve(args: argparse.Namespace) -> int:
     from dandelion.serve.app import APP_NAME, build_app
     from dandelion.serve.gateway import SESSION_PATH
 
+    if settings.avatar.enabled:
+        # Checked before Ray starts: a photo with no face is a clear error now, not a replica
+        # that fails and retries. The landmarks found here are cached for the deployment.
+        from dandelion.avatar import load_portrait
+        from dandelion.errors import DandelionError
+
+        try:
+            load_portrait(settings.avatar.portrait_path, size=settings.avatar.size)
+        except DandelionError as exc:
+            print(f"error: avatar portrait: {exc}", file=sys.stderr)
+            return 2
     print(f"Starting Ray ({args.num_cpus or 'all'} CPUs) ...", flush=True)
     ray.init(
         num_cpus=args.num_cpus,
