@@ -462,6 +462,7 @@ class Session:
             try:
                 async for batch in frames:
                     for video in batch:
+                        self._telemetry.avatar_frame(video.seconds)
                         frame = MediaFrame(
                             MediaKind.VIDEO, reply.turn_id, seq, video.pts_us, video.data
                         )

@@ -20,6 +20,7 @@ class VideoFormat:
 class VideoFrame:
     pts_us: int  # on the reply's audio clock
     data: bytes  # one JPEG image or one H.264 access unit
+    seconds: float = 0.0  # what rendering and encoding it cost
 
 
 class Stages(Protocol):

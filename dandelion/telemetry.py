@@ -20,6 +20,10 @@ class Telemetry(Protocol):
 
     def interruption(self) -> None: ...
 
+    def avatar_frame(self, seconds: float) -> None:
+        """Rendering and encoding one avatar video frame took `seconds`."""
+        ...
+
     def error(self, code: str) -> None: ...
 
 
@@ -40,6 +44,9 @@ class NoTelemetry:
         pass
 
     def interruption(self) -> None:
+        pass
+
+    def avatar_frame(self, seconds: float) -> None:
         pass
 
     def error(self, code: str) -> None:

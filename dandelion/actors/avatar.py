@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from dandelion.config import AvatarSettings
 
 VIDEO_CODECS = ("jpeg", "h264")
-_BATCH = 5  # frames per streamed batch: the first ones leave after 5 renders, not a chunk's worth
+# Frames per streamed batch: the first frame of a chunk leaves alone (it is due as soon as the
+# chunk's audio starts playing), later ones in fives (fewer messages, still well ahead of time).
+_BATCH = 5
 
 
 class AvatarActor:
@@ -65,10 +68,13 @@ class AvatarActor:
         for index, params in enumerate(track):
             t = (first + index) / fps
             async with self._lock:
+                started = time.perf_counter()
                 frame = await asyncio.to_thread(self._avatar.render, params, t)
-            for packet in encoder.encode(frame):
-                batch.append({"pts_us": round(t * 1e6), "data": packet.data})
-            if len(batch) >= _BATCH:
+            packets = encoder.encode(frame)
+            seconds = time.perf_counter() - started  # render + encode: the per-frame cost
+            for packet in packets:
+                batch.append({"pts_us": round(t * 1e6), "data": packet.data, "seconds": seconds})
+            if len(batch) >= (1 if index == 0 else _BATCH):
                 yield batch
                 batch = []
         for packet in encoder.flush():

@@ -43,6 +43,11 @@ class RayTelemetry:
             "dandelion_voice_to_voice_seconds",
             "End of the user's speech to the first reply audio sent.",
         )
+        self._avatar = Histogram(
+            "dandelion_avatar_frame_seconds",
+            description="Avatar render + encode time per video frame.",
+            boundaries=[0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16],
+        )
         self._turns = Counter(
             "dandelion_turns_total", description="Replies by final status.", tag_keys=("status",)
         )
@@ -85,6 +90,9 @@ class RayTelemetry:
 
     def interruption(self) -> None:
         self._interruptions.inc()
+
+    def avatar_frame(self, seconds: float) -> None:
+        self._avatar.observe(seconds)
 
     def error(self, code: str) -> None:
         self._errors.inc(tags={"code": code})

@@ -58,6 +58,9 @@ class ServeStages:
         )
         try:
             async for batch in stream:
-                yield [VideoFrame(frame["pts_us"], frame["data"]) for frame in batch]
+                yield [
+                    VideoFrame(frame["pts_us"], frame["data"], frame.get("seconds", 0.0))
+                    for frame in batch
+                ]
         finally:
             stream.cancel()

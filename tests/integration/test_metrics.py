@@ -90,6 +90,7 @@ def test_prometheus_gets_stage_histograms_and_dashboard_queries_answer(
         server_url,
         "--input", speech["capital"], "--input", speech["story"],
         "--interrupt", speech["stop"], "--interrupt-after", "0.5",
+        "--video", tmp_path / "reply.mp4",
     )  # fmt: skip
     for name in (
         "voice_to_voice_seconds",
@@ -99,6 +100,7 @@ def test_prometheus_gets_stage_histograms_and_dashboard_queries_answer(
         "llm_tokens_per_second",
         "tts_first_audio_seconds",
         "vad_frame_seconds",
+        "avatar_frame_seconds",
     ):
         _wait_for_data(prometheus, f"sum(ray_dandelion_{name}_count)")
     time.sleep(3)  # rate() over the dashboard's windows needs two samples with the data
