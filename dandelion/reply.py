@@ -36,6 +36,8 @@ class Reply:
     ended: bool = False
     done_sent: bool = False  # response.done went out (or waits in the outbox)
     timings: dict[str, float] = field(default_factory=dict)
+    # Set once the avatar's first frame is out (or the avatar gave up): the voice waits for it.
+    face_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def mark(self, name: str, now: float) -> None:
         """Record `name` once, in ms after the end of the user's speech."""

@@ -11,6 +11,7 @@ confirmed, so the end-of-turn silence overlaps with transcription, generation an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,7 @@ _AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
+_FACE_WAIT_S = 0.15  # the longest the first audio of a reply waits for the avatar's first frame
 
 
 class _StageFailure(Exception):
@@ -424,6 +426,12 @@ class Session:
                     pcm = piece.pcm
                     if speech_out is not None:
                         speech_out.put_nowait((piece, reply.samples_made / rate))
+                        if reply.samples_made == 0:
+                            # Face and voice start together: the first frame (~10 ms to render)
+                            # goes out before the first audio, so a client never shows a voice
+                            # ahead of its face. Later frames are rendered well ahead of time.
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(reply.face_ready.wait(), _FACE_WAIT_S)
                     now = self._clock()
                     reply.timings.setdefault(
                         "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
@@ -468,11 +476,13 @@ class Session:
                         )
                         seq += 1
                         await self._send_for(reply, encode_media_frame(frame), 0)
+                    reply.face_ready.set()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the voice goes on without a face rather than failing the turn
                 log.warning("avatar failed for turn %d", reply.turn_id, exc_info=True)
             finally:
+                reply.face_ready.set()
                 await frames.aclose()
 
     async def _finish(self, reply: Reply, status: str) -> None:
