@@ -49,9 +49,10 @@ class LLMSettings(_Settings):
     # Greedy decoding loops on a 135M model; a mild penalty keeps replies on track.
     repeat_penalty: float = 1.1
     seed: int = 7
-    # Scheduling niceness of the LLM process: under CPU contention the OS runs the short,
-    # latency-critical ASR and TTS work first, and generation fills the gaps.
-    nice: int = 10
+    # Scheduling niceness of the LLM process. 10 gave the best p50 on an idle 2-core machine
+    # (the OS runs the short ASR/TTS work first), but any other busy process then starved the
+    # LLM for seconds (p95 time to first token 5.5 s): off by default (docs/architecture.md).
+    nice: int = 0
 
 
 class TTSSettings(_Settings):
