@@ -31,22 +31,11 @@ def main() -> int:
     import ray
     from ray import serve
 
-    from benchmarks.capacity import Sampler, _free_port
+    from benchmarks.capacity import Sampler, _free_port, autoscaled_settings
     from benchmarks.voice_to_voice import _machine, _write_section
-    from dandelion.config import AppSettings, AutoscalingSettings, DeploymentSettings
     from dandelion.serve.app import APP_NAME, build_app
 
-    scaling = AutoscalingSettings(
-        min_replicas=1,
-        max_replicas=2,
-        target_ongoing_requests=0.5,
-        upscale_delay_s=2,
-        downscale_delay_s=10,
-    )
-    scaled = DeploymentSettings(autoscaling=scaling, max_ongoing_requests=4)
-    settings = AppSettings()
-    deployments = settings.deployments.model_copy(update={"llm": scaled, "tts": scaled})
-    settings = settings.model_copy(update={"deployments": deployments})
+    settings = autoscaled_settings(target_ongoing_requests=0.5)
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": port})

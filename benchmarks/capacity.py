@@ -67,6 +67,23 @@ class Sampler(threading.Thread):
         self.join()
 
 
+def autoscaled_settings(target_ongoing_requests: float) -> Any:
+    """The default app with LLM and TTS autoscaling between 1 and 2 replicas, quickly."""
+    from dandelion.config import AppSettings, AutoscalingSettings, DeploymentSettings
+
+    scaling = AutoscalingSettings(
+        min_replicas=1,
+        max_replicas=2,
+        target_ongoing_requests=target_ongoing_requests,
+        upscale_delay_s=2,
+        downscale_delay_s=10,
+    )
+    scaled = DeploymentSettings(autoscaling=scaling, max_ongoing_requests=4)
+    settings = AppSettings()
+    deployments = settings.deployments.model_copy(update={"llm": scaled, "tts": scaled})
+    return settings.model_copy(update={"deployments": deployments})
+
+
 def _v2v_ms(events: list[dict[str, Any]]) -> tuple[list[float], int, int]:
     """Voice-to-voice per completed turn, and (turns, failed turns) of one session."""
     values, turns, failed = [], 0, 0
@@ -119,22 +136,11 @@ def main() -> int:
     from ray import serve
 
     from benchmarks.voice_to_voice import QUESTIONS, _machine, _write_section
-    from dandelion.config import AppSettings, AutoscalingSettings, DeploymentSettings
+    from dandelion.config import AppSettings
     from dandelion.serve.app import APP_NAME, build_app
     from dandelion.tools.say import Speaker
 
-    settings = AppSettings()
-    if args.autoscale:
-        scaling = AutoscalingSettings(
-            min_replicas=1,
-            max_replicas=2,
-            target_ongoing_requests=1,
-            upscale_delay_s=2,
-            downscale_delay_s=10,
-        )
-        scaled = DeploymentSettings(autoscaling=scaling, max_ongoing_requests=4)
-        deployments = settings.deployments.model_copy(update={"llm": scaled, "tts": scaled})
-        settings = settings.model_copy(update={"deployments": deployments})
+    settings = autoscaled_settings(target_ongoing_requests=1) if args.autoscale else AppSettings()
     workdir = Path(tempfile.mkdtemp(prefix="dandelion-capacity-"))
     speaker = Speaker()
     utterances = [

@@ -43,7 +43,7 @@ COLUMNS = [
     ("transcript ready", "transcript_ms"),
     ("LLM first token", "llm_first_token_ms"),
     ("first audio synthesized", "first_audio_ready_ms"),
-    ("ASR+LLM TTFT (LLM call to first token)", "llm_ttft_ms"),
+    ("LLM time to first token (its call to first token)", "llm_ttft_ms"),
     ("TTS first chunk (call to first audio)", "tts_first_audio_ms"),
 ]
 
