@@ -31,8 +31,8 @@ def main() -> int:
     import ray
     from ray import serve
 
-    from benchmarks.capacity import Sampler, _free_port, autoscaled_settings
-    from benchmarks.voice_to_voice import _machine, _write_section
+    from benchmarks.capacity import Sampler, autoscaled_settings
+    from benchmarks.voice_to_voice import _free_port, _machine, _write_section
     from dandelion.serve.app import APP_NAME, build_app
 
     settings = autoscaled_settings(target_ongoing_requests=0.5)

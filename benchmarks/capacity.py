@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import datetime
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -22,13 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.voice_to_voice import _free_port, _pct, _turn_rows
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Sampler(threading.Thread):
@@ -86,24 +81,9 @@ def autoscaled_settings(target_ongoing_requests: float) -> Any:
 
 def _v2v_ms(events: list[dict[str, Any]]) -> tuple[list[float], int, int]:
     """Voice-to-voice per completed turn, and (turns, failed turns) of one session."""
-    values, turns, failed = [], 0, 0
-    for start in (e for e in events if e["type"] == "client.input_started"):
-        turns += 1
-        speech_end = start["t"] + start["speech_end_s"]
-        done = next(
-            (e for e in events if e["type"] == "response.done" and e["t"] > speech_end), None
-        )
-        if done is None or done["status"] != "completed":
-            failed += 1
-            continue
-        audio = [
-            e for e in events if e["type"] == "response.audio" and e["turn_id"] == done["turn_id"]
-        ]
-        if not audio:
-            failed += 1
-            continue
-        values.append((audio[0]["t"] - speech_end) * 1000)
-    return values, turns, failed
+    values = [row["v2v"] for row in _turn_rows(events)]
+    turns = sum(1 for e in events if e["type"] == "client.input_started")
+    return values, turns, turns - len(values)
 
 
 async def _step(url: str, sessions: int, utterances: list[Any], turns: int) -> list[Any]:
@@ -115,11 +95,6 @@ async def _step(url: str, sessions: int, utterances: list[Any], turns: int) -> l
         return await run_file_session(url, chosen, listen_to_end=False, reply_timeout_s=90)
 
     return list(await asyncio.gather(*(one(i) for i in range(sessions)), return_exceptions=True))
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> int:

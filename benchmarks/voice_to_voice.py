@@ -84,6 +84,7 @@ def _start_server(config: str | None) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _turn_rows(events: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Voice-to-voice and the server's timings for each input answered with audio."""
     rows = []
     starts = [e for e in events if e["type"] == "client.input_started"]
     for start in starts:
@@ -94,9 +95,12 @@ def _turn_rows(events: list[dict[str, Any]]) -> list[dict[str, float]]:
         if done is None or done["status"] != "completed":
             continue
         audio = next(
-            e for e in events
-            if e["type"] == "response.audio" and e["turn_id"] == done["turn_id"]
+            (e for e in events
+             if e["type"] == "response.audio" and e["turn_id"] == done["turn_id"]),
+            None,
         )  # fmt: skip
+        if audio is None:
+            continue
         row = {"v2v": (audio["t"] - speech_end) * 1000}
         row.update({k: float(v) for k, v in done["timings"].items()})
         rows.append(row)

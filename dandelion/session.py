@@ -610,7 +610,7 @@ class Session:
 
     async def _error(self, code: ErrorCode, message: str, turn_id: int | None = None) -> None:
         self._telemetry.error(code.value)
-        retryable = ProtocolError(code, message).retryable
+        retryable = code in RETRYABLE_CODES
         await self._emit(
             ev.ErrorEvent(code=code.value, message=message, retryable=retryable, turn_id=turn_id)
         )
