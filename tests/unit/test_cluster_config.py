@@ -105,7 +105,7 @@ def test_every_generated_file_under_cluster_is_current() -> None:
 
 def test_cpu_profile_is_the_embedded_default() -> None:
     assert PROFILES["cpu"]() == AppSettings()
-    assert PROFILE_HOSTS == {"cpu": "127.0.0.1", "gpu": "0.0.0.0"}
+    assert PROFILE_HOSTS == {"cpu": "127.0.0.1", "gpu": "0.0.0.0", "gpu-gguf": "0.0.0.0"}
 
 
 @pytest.mark.parametrize("name", sorted(SERVE_CONFIGS))
@@ -161,11 +161,11 @@ def test_gpu_profile_shares_gpus_and_autoscales_every_deployment() -> None:
     # The model backends run on the GPU, with no more threads than the CPUs they reserve.
     assert settings.asr.device == "cuda"
     assert settings.asr.compute_type == "float16"
-    assert settings.llm.n_gpu_layers == -1
+    assert settings.llm.backend == "vllm"
     assert settings.llm.nice == 0
-    assert settings.tts.use_cuda
+    assert settings.tts.backend == "coqui"
+    assert settings.tts.coqui.device == "cuda"
     assert settings.asr.cpu_threads <= options["asr"].num_cpus
-    assert settings.llm.n_threads <= options["llm"].num_cpus
     assert settings.tts.threads <= options["tts"].num_cpus
 
 
@@ -251,7 +251,7 @@ def test_cluster_launcher_config_passes_rays_validator() -> None:
     assert head["resources"].get("GPU", 0) == 0
     for command in ("head_start_ray_commands", "worker_start_ray_commands"):
         assert any("--metrics-export-port=8080" in line for line in raw[command]), command
-    assert any("dandelion[server,piper]" in line for line in raw["setup_commands"])
+    assert any(f"dandelion[{manifests.SERVER_EXTRAS}]" in line for line in raw["setup_commands"])
 
 
 def test_cluster_launcher_validator_rejects_a_broken_config() -> None:
@@ -273,7 +273,8 @@ def test_manifests_pin_the_versions_the_project_pins() -> None:
     assert f"ray[serve]=={manifests.RAY_VERSION}" in server
     assert f"llama-cpp-python=={manifests.LLAMA_CPP_VERSION}" in server
     assert f"rayproject/ray:{manifests.RAY_VERSION}-py311-gpu" == manifests.DEFAULT_IMAGE
-    assert f"dandelion[server,piper]=={pins['version']}" in _launcher()["setup_commands"][0]
+    server_install = f"dandelion[{manifests.SERVER_EXTRAS}]=={pins['version']}"
+    assert server_install in _launcher()["setup_commands"][0]
 
 
 def test_a_settings_file_merges_over_a_profile(tmp_path: Path) -> None:
@@ -282,12 +283,12 @@ def test_a_settings_file_merges_over_a_profile(tmp_path: Path) -> None:
         "llm: {model_path: /weights/other.gguf}\n"
         "deployments: {tts: {autoscaling: null, num_replicas: 2}}\n"
     )
-    settings = profile_settings("gpu", overlay)
+    settings = profile_settings("gpu-gguf", overlay)
     assert settings.llm.model_path == "/weights/other.gguf"
     assert settings.llm.n_gpu_layers == -1  # the rest of the profile's LLM section stays
     assert settings.deployments.tts.serve_options()["num_replicas"] == 2
     assert settings.deployments.tts.num_gpus == 0.1
-    assert settings.deployments.asr == PROFILES["gpu"]().deployments.asr
+    assert settings.deployments.asr == PROFILES["gpu-gguf"]().deployments.asr
     with pytest.raises(ValueError, match="unknown profile"):
         profile_settings("tpu")
 
