@@ -23,6 +23,7 @@ from dandelion.backends.vad.base import VADModel
 from dandelion.chunking import SentenceChunker
 from dandelion.config import AppSettings
 from dandelion.conversation import Conversation, SpokenChunk, heard_text
+from dandelion.idle_face import IdleFace
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import (
     INPUT_CHANNELS,
@@ -103,6 +104,8 @@ class Session:
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
         self._reply: Reply | None = None
         self._video = "off"  # the avatar's codec for this session, once the client asks
+        self._idle: IdleFace | None = None  # the face between replies, while video is on
+        self._idle_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,7 +131,7 @@ class Session:
 
     async def close(self) -> None:
         self._telemetry.session_closed()
-        tasks = [self._partial_task] if self._partial_task else []
+        tasks = [t for t in (self._partial_task, self._idle_task) if t is not None]
         if self._reply is not None and self._reply.task is not None:
             tasks.append(self._reply.task)
         for task in tasks:
@@ -163,8 +166,9 @@ class Session:
         if update.video not in (None, "off") and self._stages.video is None:
             await self._error(ErrorCode.INVALID_EVENT, "this server runs without an avatar")
             return
-        if update.video is not None:
+        if update.video is not None and update.video != self._video:
             self._video = update.video
+            await self._restart_idle_face()
         if update.instructions is not None:
             self.conversation.instructions = update.instructions
         if update.end_of_turn_silence_ms is not None:
@@ -177,6 +181,33 @@ class Session:
                 video=self._video,
             )
         )
+
+    async def _restart_idle_face(self) -> None:
+        """Idle frames in the session's current codec (none when video is off)."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+            await asyncio.gather(self._idle_task, return_exceptions=True)
+        video = self._stages.video
+        if self._video == "off" or video is None or video.idle_fps <= 0:
+            self._idle_task = None
+            return
+        previous = self._idle
+        self._idle = IdleFace(
+            self._stages,
+            self._send_media,
+            self._video,
+            video.idle_fps,
+            busy=self._responding,
+            clock=self._clock,
+            on_frame=self._telemetry.avatar_frame,
+        )
+        if previous is not None:
+            self._idle.continue_clock(previous)
+        self._idle_task = asyncio.create_task(self._idle.run())
+
+    async def _send_media(self, message: bytes) -> None:
+        async with self._send_lock:
+            await self._send_raw(message)
 
     # ------------------------------------------------------------------ audio in
 
@@ -464,9 +495,10 @@ class Session:
     ) -> None:
         """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
         seq = 0
+        face_s = self._idle.now_s() if self._idle is not None else 0.0
         while (item := await speech.get()) is not None:
             piece, start_s = item
-            frames = self._stages.animate(piece, start_s, codec)
+            frames = self._stages.animate(piece, start_s, codec, face_s)
             try:
                 async for batch in frames:
                     for video in batch:

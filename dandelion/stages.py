@@ -14,11 +14,12 @@ class VideoFormat:
     fps: float
     width: int
     height: int
+    idle_fps: float = 0.0  # frames per second of the face at rest between replies (0: none)
 
 
 @dataclass(frozen=True, slots=True)
 class VideoFrame:
-    pts_us: int  # on the reply's audio clock
+    pts_us: int  # on the reply's audio clock (idle frames: on the session's face clock)
     data: bytes  # one JPEG image or one H.264 access unit
     seconds: float = 0.0  # what rendering and encoding it cost
 
@@ -40,7 +41,14 @@ class Stages(Protocol):
         ...
 
     def animate(
-        self, chunk: SpeechChunk, start_s: float, codec: str
+        self, chunk: SpeechChunk, start_s: float, codec: str, face_s: float = 0.0
     ) -> AsyncGenerator[list[VideoFrame], None]:
-        """Avatar video for `chunk`, whose audio starts `start_s` into the reply."""
+        """Avatar video for `chunk`, whose audio starts `start_s` into the reply.
+
+        `face_s`: the session's face clock when the reply started (blinks, head motion).
+        """
+        ...
+
+    async def idle(self, start_s: float, count: int, codec: str) -> list[VideoFrame]:
+        """`count` frames of the face at rest from `start_s` on the face clock, at idle fps."""
         ...

@@ -40,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     live.add_argument(
         "--mute-mic-while-playing", action="store_true", help="half duplex, for speakers w/o AEC"
     )
+    live.add_argument(
+        "--window",
+        choices=("jpeg", "h264", "off"),
+        default="jpeg",
+        help="the avatar in a window, sent as JPEG (LAN) or H.264 (internet; needs PyAV), "
+        "or off (default: jpeg; needs a screen, Tk and Pillow)",
+    )
+    live.add_argument("--duration", type=float, help="stop after this many seconds")
     args = parser.parse_args(argv)
 
     if args.list_devices:
@@ -49,17 +57,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.input:
         return asyncio.run(_file_mode(args))
-    from dandelion_client.live import run_live
+    from dandelion_client.live import LiveOptions, run_live
 
+    options = LiveOptions(
+        url=args.url,
+        input_device=_device(args.input_device),
+        output_device=_device(args.output_device),
+        mute_while_playing=args.mute_mic_while_playing,
+        video=None if args.window == "off" else args.window,
+        duration_s=args.duration,
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            run_live(
-                args.url,
-                _device(args.input_device),
-                _device(args.output_device),
-                args.mute_mic_while_playing,
-            )
-        )
+        asyncio.run(run_live(options))
     return 0
 
 

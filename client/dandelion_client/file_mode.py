@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from dandelion.playback import PlaybackClock
-from dandelion.protocol import INPUT_SAMPLE_RATE, MediaKind, decode_media_frame
+from dandelion.protocol import IDLE_TURN_ID, INPUT_SAMPLE_RATE, MediaKind, decode_media_frame
 from dandelion_client.audio import Audio, load_audio, speech_end_seconds, to_pcm16, write_wav
 
 FRAME_MS = 20
@@ -60,6 +60,7 @@ class Recorder:
     video_fps: float = 25.0
     video_size: tuple[int, int] = (512, 512)  # width, height
     last_video_at: float | None = None
+    idle_frames: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
@@ -99,6 +100,9 @@ class Recorder:
             self.audio.setdefault(frame.turn_id, bytearray()).extend(frame.payload)
             clock = self.clocks.setdefault(frame.turn_id, PlaybackClock(self.output_rate))
             clock.sent(len(frame.payload) // 2, self.monotonic())
+        elif frame.kind == MediaKind.VIDEO and frame.turn_id == IDLE_TURN_ID:
+            kind = "idle.video"  # the face between replies: logged, not part of a reply's MP4
+            self.idle_frames += 1
         elif frame.kind == MediaKind.VIDEO:
             kind = "response.video"
             if frame.turn_id in self.cut_at:

@@ -29,7 +29,13 @@ class AvatarActor:
         self._lock = asyncio.Lock()
 
     async def video_format(self) -> dict[str, float]:
-        return {"fps": self.settings.fps, "width": self._avatar.size, "height": self._avatar.size}
+        size = self._avatar.size
+        return {
+            "fps": self.settings.fps,
+            "idle_fps": self.settings.idle_fps,
+            "width": size,
+            "height": size,
+        }
 
     async def still(self) -> bytes:
         """The portrait at rest, as a JPEG (what a client shows before the first reply)."""
@@ -46,11 +52,14 @@ class AvatarActor:
         alignments: list[tuple[str, int]] | None,
         start_s: float,
         codec: str,
+        face_s: float = 0.0,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Frames for the audio that starts `start_s` into the reply, in batches.
 
         Frame k of the reply is shown at k / fps on the reply's audio clock; each frame's
         `pts_us` says so. Phoneme timings drive the lips when given, loudness otherwise.
+        `face_s`: the session's face time when the reply started, so blinks and head motion
+        carry on from the idle frames before it instead of jumping back to their start.
         """
         from dandelion.avatar import EnvelopeDriver, viseme_track
 
@@ -69,7 +78,7 @@ class AvatarActor:
             t = (first + index) / fps
             async with self._lock:
                 started = time.perf_counter()
-                frame = await asyncio.to_thread(self._avatar.render, params, t)
+                frame = await asyncio.to_thread(self._avatar.render, params, face_s + t)
             packets = encoder.encode(frame)
             seconds = time.perf_counter() - started  # render + encode: the per-frame cost
             for packet in packets:
@@ -82,12 +91,38 @@ class AvatarActor:
         if batch:
             yield batch
 
-    def _encoder(self, codec: str) -> Any:
+    async def idle(self, start_s: float, count: int, codec: str) -> list[dict[str, Any]]:
+        """`count` frames of the face at rest (breathing, blinks, sway) at `idle_fps`.
+
+        Frame i is the face at `start_s + i / idle_fps` on the session's face clock; its
+        `pts_us` is that time. The caller paces them out in real time while nobody hears a reply.
+        """
+        from dandelion.avatar import REST
+
+        fps = self.settings.idle_fps
+        if fps <= 0 or count <= 0:
+            return []
+        encoder = self._encoder(codec, fps)
+        frames: list[dict[str, Any]] = []
+        for index in range(count):
+            t = start_s + index / fps
+            async with self._lock:
+                started = time.perf_counter()
+                image = await asyncio.to_thread(self._avatar.render, REST, t)
+            seconds = time.perf_counter() - started
+            for packet in encoder.encode(image):
+                frames.append({"pts_us": round(t * 1e6), "data": packet.data, "seconds": seconds})
+        for packet in encoder.flush():
+            t = start_s + packet.pts / fps
+            frames.append({"pts_us": round(t * 1e6), "data": packet.data})
+        return frames
+
+    def _encoder(self, codec: str, fps: float | None = None) -> Any:
         from dandelion.avatar import H264Encoder, JpegEncoder
 
         if codec == "h264":
             # A new encoder per chunk: each chunk starts with a keyframe, so a client can join
             # at any chunk and a dropped chunk (barge-in) leaves no broken references.
             size = self._avatar.size
-            return H264Encoder(size, size, self.settings.fps)
+            return H264Encoder(size, size, fps or self.settings.fps)
         return JpegEncoder(self.settings.jpeg_quality)

@@ -1,6 +1,7 @@
 """The wire protocol between a client and the gateway (documented in docs/protocol.md)."""
 
 from dandelion.protocol.codec import (
+    IDLE_TURN_ID,
     INPUT_CHANNELS,
     INPUT_SAMPLE_RATE,
     MAX_AUDIO_FRAME_BYTES,
@@ -17,6 +18,7 @@ from dandelion.protocol.codec import (
 from dandelion.protocol.errors import ErrorCode, ProtocolError
 
 __all__ = [
+    "IDLE_TURN_ID",
     "INPUT_CHANNELS",
     "INPUT_SAMPLE_RATE",
     "MAX_AUDIO_FRAME_BYTES",

@@ -33,6 +33,8 @@ _MEDIA_HEADER = struct.Struct("<4sBBHIIQ")
 MEDIA_MAGIC = b"DNDL"
 MEDIA_VERSION = 1
 MEDIA_HEADER_SIZE = _MEDIA_HEADER.size
+# Media of no turn: the avatar's idle frames between replies (turn ids of replies start at 1).
+IDLE_TURN_ID = 0
 
 
 class MediaKind(IntEnum):

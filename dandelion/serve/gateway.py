@@ -51,7 +51,12 @@ class Gateway:
             video = None
             if self._avatar is not None:
                 info = await self._avatar.video_format.remote()
-                video = VideoFormat(float(info["fps"]), int(info["width"]), int(info["height"]))
+                video = VideoFormat(
+                    float(info["fps"]),
+                    int(info["width"]),
+                    int(info["height"]),
+                    float(info.get("idle_fps", 0.0)),
+                )
             self._stages = ServeStages(
                 self._asr, self._llm, self._tts, int(rate), avatar=self._avatar, video=video
             )

@@ -48,13 +48,13 @@ class ServeStages:
             stream.cancel()
 
     async def animate(
-        self, chunk: SpeechChunk, start_s: float, codec: str
+        self, chunk: SpeechChunk, start_s: float, codec: str, face_s: float = 0.0
     ) -> AsyncGenerator[list[VideoFrame], None]:
         if self._avatar is None:
             return
         alignments = list(chunk.alignments) if chunk.alignments else None
         stream = self._avatar.options(stream=True).render.remote(
-            chunk.pcm, self.output_sample_rate, alignments, start_s, codec
+            chunk.pcm, self.output_sample_rate, alignments, start_s, codec, face_s
         )
         try:
             async for batch in stream:
@@ -64,3 +64,9 @@ class ServeStages:
                 ]
         finally:
             stream.cancel()
+
+    async def idle(self, start_s: float, count: int, codec: str) -> list[VideoFrame]:
+        if self._avatar is None:
+            return []
+        frames: list[dict[str, Any]] = await self._avatar.idle.remote(start_s, count, codec)
+        return [VideoFrame(f["pts_us"], f["data"], f.get("seconds", 0.0)) for f in frames]

@@ -5,6 +5,7 @@
 const HEADER_BYTES = 24;
 const KIND_AUDIO = 1;
 const KIND_VIDEO = 2;
+const IDLE_TURN = 0; // media of no turn: the avatar's idle frames
 
 const state = {
   connected: false,
@@ -14,6 +15,7 @@ const state = {
   transcripts: [],
   audioFrames: 0,
   videoFrames: 0,
+  idleFrames: 0,
   playedMs: 0,
   interrupted: [],
 };
@@ -169,7 +171,24 @@ function onMedia(buffer) {
   if (cutTurns.has(turn)) return; // in flight when playback stopped
   const payload = buffer.slice(HEADER_BYTES);
   if (kind === KIND_AUDIO) playAudio(turn, payload, ptsUs);
+  else if (kind === KIND_VIDEO && turn === IDLE_TURN) showIdle(payload);
   else if (kind === KIND_VIDEO) queueVideo(turn, payload, ptsUs);
+}
+
+function replyOnScreen() {
+  // A reply is heard (audio scheduled) or its frames are still waiting to be shown.
+  if (videoQueue.length) return true;
+  for (const list of sources.values()) if (list.length) return true;
+  return false;
+}
+
+async function showIdle(payload) {
+  // The face between replies, paced by the server: shown on arrival, never over a reply.
+  if (replyOnScreen()) return;
+  const bitmap = await createImageBitmap(new Blob([payload], { type: "image/jpeg" }));
+  if (replyOnScreen()) return;
+  state.idleFrames += 1;
+  lastFrame = bitmap;
 }
 
 function playAudio(turn, payload, ptsUs) {
