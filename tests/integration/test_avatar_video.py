@@ -23,6 +23,13 @@ def test_reply_mp4_has_avatar_video_as_long_as_its_audio(
     created = next(e for e in events if e["type"] == "session.created")
     fps = created["output_video"]["fps"]
     assert created["output_video"]["width"] == 512
+    # Between replies the face moves on its own: idle frames (turn 0), never while the reply
+    # plays (from its first audio frame until all of its audio was sent).
+    idle = [e for e in events if e["type"] == "idle.video"]
+    assert idle and all(e["turn_id"] == 0 for e in idle)
+    first_audio = next(e["t"] for e in events if e["type"] == "response.audio")
+    audio_done = next(e["t"] for e in events if e["type"] == "response.audio.done")
+    assert not [e for e in idle if first_audio < e["t"] < audio_done]
     video_events = [e for e in events if e["type"] == "response.video"]
     audio_events = [e for e in events if e["type"] == "response.audio"]
     assert video_events and audio_events

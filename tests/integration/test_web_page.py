@@ -78,5 +78,12 @@ def test_web_page_talks_with_a_person_in_chromium(
             assert page.locator("li.user").first.inner_text().lower().startswith("what is the")
             assert "paris" in page.locator("li.assistant").first.inner_text().lower()
             assert first != second, "the avatar's mouth did not move while the reply played"
+            # After the reply the face rests, breathing and blinking: idle frames (turn 0).
+            shown = page.evaluate("window.dandelion.idleFrames")
+            page.wait_for_function(f"window.dandelion.idleFrames >= {shown + 10}", timeout=30_000)
+            canvas = page.locator("#avatar")
+            rest = bytes(canvas.screenshot())
+            page.wait_for_timeout(1000)
+            assert bytes(canvas.screenshot()) != rest, "the idle face did not move"
         finally:
             browser.close()
