@@ -127,7 +127,7 @@ class Session:
         video = self._stages.video
         if video is None:
             return ev.VideoInfo("off", 0.0, 0, 0)
-        return ev.VideoInfo(self._video, video.fps, video.width, video.height)
+        return ev.VideoInfo(self._video, video.fps, video.width, video.height, video.idle_fps)
 
     async def close(self) -> None:
         self._telemetry.session_closed()

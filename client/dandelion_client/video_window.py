@@ -117,6 +117,12 @@ class AvatarWindow:
     # ------------------------------------------------------------------ the Tk thread
 
     def _run(self) -> None:
+        self._mainloop()
+        # Tk objects must die in the thread that made them, not in a later GC elsewhere: the
+        # window's closures hold reference cycles, collected here once the main loop is over.
+        gc.collect()
+
+    def _mainloop(self) -> None:
         try:
             import tkinter
 
@@ -147,10 +153,7 @@ class AvatarWindow:
         self._ready.set()
         root.after(_TICK_MS, tick)
         root.mainloop()
-        # Tk objects must die in the thread that made them, not in a later GC elsewhere.
         shown.clear()
-        del label, tick, root
-        gc.collect()
 
     def _due(self) -> Any:
         """The image to show now, or None to keep the current one."""

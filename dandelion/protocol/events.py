@@ -80,6 +80,7 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+    idle_fps: float = 0.0  # idle frames (turn 0) between replies, per second; 0: none
 
 
 @dataclass(frozen=True, slots=True)

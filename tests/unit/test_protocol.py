@@ -280,7 +280,7 @@ def test_encode_session_created_nests_audio_formats() -> None:
         output_audio=ev.AudioFormat("pcm16", 22_050, 1),
         end_of_turn_silence_ms=500,
         instructions="Be brief.",
-        output_video=ev.VideoInfo("jpeg", 25.0, 512, 512),
+        output_video=ev.VideoInfo("jpeg", 25.0, 512, 512, 10.0),
     )
     assert decoded(event) == {
         "type": "session.created",
@@ -290,7 +290,13 @@ def test_encode_session_created_nests_audio_formats() -> None:
         "output_audio": {"encoding": "pcm16", "sample_rate": 22_050, "channels": 1},
         "end_of_turn_silence_ms": 500,
         "instructions": "Be brief.",
-        "output_video": {"codec": "jpeg", "fps": 25.0, "width": 512, "height": 512},
+        "output_video": {
+            "codec": "jpeg",
+            "fps": 25.0,
+            "width": 512,
+            "height": 512,
+            "idle_fps": 10.0,
+        },
     }
 
 
