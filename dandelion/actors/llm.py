@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
-from dandelion.backends.llm.base import ChatModel
+from dandelion.backends.llm.base import AsyncChatModel, ChatModel
 from dandelion.config import LLMSettings
 
 
-def load_chat_model(settings: LLMSettings) -> ChatModel:
+def load_chat_model(settings: LLMSettings) -> ChatModel | AsyncChatModel:
+    if settings.backend == "vllm":
+        from dandelion.backends.llm.vllm import VLLMChat
+
+        chat = VLLMChat(settings)
+        # vLLM's engine lives on the event loop that creates it. A Serve replica runs its
+        # constructor on the loop that serves its requests: load there, before the replica
+        # reports ready. Without a running loop, the first request loads it.
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return chat
+        chat.start()
+        return chat
+
     from dandelion.backends.llm.llama_cpp import LlamaCppChat
 
     return LlamaCppChat(settings)
@@ -21,8 +36,19 @@ class LLMActor:
         parsed = LLMSettings.model_validate(settings)
         if parsed.nice:
             os.nice(parsed.nice)
-        self._engine = load_chat_model(parsed)
+        self.model = load_chat_model(parsed)
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
-        async for delta in iterate_in_thread(lambda stop: self._engine.stream_chat(messages, stop)):
+        model = self.model
+        if isinstance(model, AsyncChatModel):
+            deltas = model.astream_chat(messages)
+            try:
+                async for delta in deltas:
+                    yield delta
+            finally:
+                # A cancelled or abandoned call closes the reply: the engine aborts the request.
+                if isinstance(deltas, AsyncGenerator):
+                    await deltas.aclose()
+            return
+        async for delta in iterate_in_thread(lambda stop: model.stream_chat(messages, stop)):
             yield delta
