@@ -10,6 +10,10 @@ from dandelion.config import TTSSettings
 
 
 def load_synthesizer(settings: TTSSettings) -> SpeechSynthesizer:
+    if settings.backend == "coqui":
+        from dandelion.backends.tts.coqui import CoquiSynthesizer
+
+        return CoquiSynthesizer(settings)
     from dandelion.backends.tts.piper import PiperSynthesizer
 
     return PiperSynthesizer(settings)
