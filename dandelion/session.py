@@ -1,4 +1,4 @@
-"""One conversation: audio in, turn decisions, the reply pipeline, barge-in. No Ray here.
+"""One conversation: audio in, turn decisions, barge-in. No Ray here.
 
 A `Session` is a plain object inside the gateway replica that holds the WebSocket: creating one
 costs microseconds, and per-frame work (VAD, turn-taking) never leaves the process. Model stages
@@ -6,23 +6,22 @@ are called once per utterance (ASR) or per chunk (LLM stream, TTS) through `Stag
 
 Replies start speculatively at a short pause and are held back until the end of the turn is
 confirmed, so the end-of-turn silence overlaps with transcription, generation and synthesis.
+Making a reply is `ReplyPipeline`'s work (reply_pipeline.py); the session decides when one
+starts, holds its messages until it is confirmed, writes the conversation, and cuts it off.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from dandelion.backends.tts.base import SpeechChunk
 from dandelion.backends.vad.base import VADModel
-from dandelion.chunking import SentenceChunker
 from dandelion.config import AppSettings
-from dandelion.conversation import Conversation, SpokenChunk, heard_text
+from dandelion.conversation import Conversation, heard_text
 from dandelion.idle_face import IdleFace
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import (
@@ -30,16 +29,14 @@ from dandelion.protocol import (
     INPUT_SAMPLE_RATE,
     PROTOCOL_VERSION,
     ErrorCode,
-    MediaFrame,
-    MediaKind,
     ProtocolError,
     decode_client_message,
-    encode_media_frame,
     encode_server_event,
 )
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Reply
+from dandelion.reply_pipeline import ReplyPipeline
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
 from dandelion.turn_taking import (
@@ -56,17 +53,9 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[str | bytes], Awaitable[None]]
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
-_AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
-_FACE_WAIT_S = 0.15  # the longest the first audio of a reply waits for the avatar's first frame
-
-
-class _StageFailure(Exception):
-    def __init__(self, code: ErrorCode, cause: BaseException) -> None:
-        super().__init__(f"{code.value}: {cause}")
-        self.code = code
 
 
 class Session:
@@ -106,6 +95,16 @@ class Session:
         self._video = "off"  # the avatar's codec for this session, once the client asks
         self._idle: IdleFace | None = None  # the face between replies, while video is on
         self._idle_task: asyncio.Task[None] | None = None
+        self._pipeline = ReplyPipeline(
+            stages,
+            clock=clock,
+            telemetry=self._telemetry,
+            send_for=self._send_for,
+            prompt=self._prompt,
+            commit=self._commit,
+            video_codec=lambda: self._video,
+            face_s=self._face_s,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -294,7 +293,7 @@ class Session:
             clock=PlaybackClock(self._stages.output_sample_rate),
         )
         self._reply = reply
-        reply.task = asyncio.create_task(self._run_reply(reply))
+        reply.task = asyncio.create_task(self._pipeline.run(reply))
         return reply
 
     async def _drop_speculative(self) -> None:
@@ -331,7 +330,7 @@ class Session:
         if segment == self._segment and text:
             await self._emit(ev.TranscriptPartial(text=text))
 
-    # ------------------------------------------------------------------ the reply
+    # ------------------------------------------------------------------ the reply (ReplyPipeline's)
 
     def _responding(self) -> bool:
         """The assistant holds the floor: a confirmed reply is being made or played."""
@@ -340,201 +339,12 @@ class Session:
             return False
         return reply.running() or reply.clock.playing(self._clock())
 
-    async def _run_reply(self, reply: Reply) -> None:
-        speaker: asyncio.Task[None] | None = None
-        animator: asyncio.Task[None] | None = None
-        try:
-            asr_start = self._clock()
-            text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
-            reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
-            reply.mark("transcript_ms", self._clock())
-            if not any(ch.isalnum() for ch in text):
-                await self._finish(reply, "empty")
-                return
-            reply.transcript = text
-            self._commit(reply)
-            await self._emit_for(reply, ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
-            await self._emit_for(reply, ev.ResponseStarted(turn_id=reply.turn_id))
-            chunks: asyncio.Queue[str | None] = asyncio.Queue()
-            speech: asyncio.Queue[tuple[SpeechChunk, float] | None] | None = None
-            if self._video != "off":
-                speech = asyncio.Queue()
-                animator = asyncio.create_task(self._animate(reply, speech, self._video))
-            speaker = asyncio.create_task(self._speak(reply, chunks, speech))
-            await self._generate(reply, chunks)
-            await speaker
-            duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
-            await self._emit_for(
-                reply, ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms)
-            )
-            if animator is not None:
-                await animator
-            reply.completed = True
-            self._commit(reply)
-            await self._finish(reply, "completed")
-        except _StageFailure as failure:
-            self._telemetry.error(failure.code.value)
-            await self._emit_for(
-                reply,
-                ev.ErrorEvent(
-                    code=failure.code.value,
-                    message=str(failure),
-                    retryable=failure.code in RETRYABLE_CODES,
-                    turn_id=reply.turn_id,
-                ),
-            )
-            await self._finish(reply, "failed")
-        finally:
-            for helper in (speaker, animator):
-                if helper is not None and not helper.done():
-                    helper.cancel()
-                    await asyncio.gather(helper, return_exceptions=True)
+    def _prompt(self, reply: Reply) -> list[dict[str, str]]:
+        pending_user = None if reply.user_added else reply.transcript
+        return self.conversation.prompt(pending_user=pending_user)
 
-    async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
-        chunker = SentenceChunker()
-        llm_start = self._clock()
-        try:
-            stream = self._stages.chat(
-                self.conversation.prompt(pending_user=self._pending_user(reply))
-            )
-            try:
-                async for delta in stream:
-                    if not reply.text:
-                        reply.mark("llm_first_token_ms", self._clock())
-                        reply.timings["llm_ttft_ms"] = round((self._clock() - llm_start) * 1000, 1)
-                    reply.text += delta
-                    reply.tokens += 1
-                    await self._emit_for(
-                        reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
-                    )
-                    for chunk in chunker.push(delta):
-                        chunks.put_nowait(chunk)
-            finally:
-                await stream.aclose()
-        except (asyncio.CancelledError, _StageFailure):
-            raise
-        except Exception as exc:
-            raise _StageFailure(ErrorCode.LLM_FAILED, exc) from exc
-        finally:
-            for chunk in chunker.flush():
-                chunks.put_nowait(chunk)
-            chunks.put_nowait(None)
-        reply.mark("llm_done_ms", self._clock())
-        await self._emit_for(
-            reply, ev.ResponseTextDone(turn_id=reply.turn_id, text=reply.text.strip())
-        )
-
-    def _pending_user(self, reply: Reply) -> str | None:
-        return None if reply.user_added else reply.transcript
-
-    async def _speak(
-        self,
-        reply: Reply,
-        chunks: asyncio.Queue[str | None],
-        speech_out: asyncio.Queue[tuple[SpeechChunk, float] | None] | None,
-    ) -> None:
-        try:
-            await self._speak_chunks(reply, chunks, speech_out)
-        finally:
-            if speech_out is not None:
-                speech_out.put_nowait(None)
-
-    async def _speak_chunks(
-        self,
-        reply: Reply,
-        chunks: asyncio.Queue[str | None],
-        speech_out: asyncio.Queue[tuple[SpeechChunk, float] | None] | None,
-    ) -> None:
-        rate = self._stages.output_sample_rate
-        frame_bytes = rate * _AUDIO_FRAME_MS // 1000 * 2
-        seq = 0
-        while (text := await chunks.get()) is not None:
-            chunk_start = reply.samples_made
-            tts_start = self._clock()
-            speech = self._stages.speak(text)
-            try:
-                async for piece in speech:
-                    pcm = piece.pcm
-                    if speech_out is not None:
-                        speech_out.put_nowait((piece, reply.samples_made / rate))
-                        if reply.samples_made == 0:
-                            # Face and voice start together: the first frame (~10 ms to render)
-                            # goes out before the first audio, so a client never shows a voice
-                            # ahead of its face. Later frames are rendered well ahead of time.
-                            with contextlib.suppress(TimeoutError):
-                                await asyncio.wait_for(reply.face_ready.wait(), _FACE_WAIT_S)
-                    now = self._clock()
-                    reply.timings.setdefault(
-                        "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
-                    )
-                    reply.mark("first_audio_ready_ms", now)
-                    samples = len(pcm) // 2
-                    if reply.chunks and reply.chunks[-1].start_sample == chunk_start:
-                        samples += reply.chunks.pop().num_samples
-                    reply.chunks.append(SpokenChunk(text, chunk_start, samples))
-                    whole = len(pcm) - len(pcm) % 2  # whole PCM16 samples only
-                    for offset in range(0, whole, frame_bytes):
-                        payload = pcm[offset : min(offset + frame_bytes, whole)]
-                        pts_us = reply.samples_made * 1_000_000 // rate
-                        frame = MediaFrame(MediaKind.AUDIO, reply.turn_id, seq, pts_us, payload)
-                        seq += 1
-                        reply.samples_made += len(payload) // 2
-                        await self._send_for(reply, encode_media_frame(frame), len(payload) // 2)
-            except (asyncio.CancelledError, _StageFailure):
-                raise
-            except Exception as exc:
-                raise _StageFailure(ErrorCode.TTS_FAILED, exc) from exc
-            finally:
-                await speech.aclose()  # cancels the synthesis on its replica now, not at GC
-
-    async def _animate(
-        self,
-        reply: Reply,
-        speech: asyncio.Queue[tuple[SpeechChunk, float] | None],
-        codec: str,
-    ) -> None:
-        """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
-        seq = 0
-        face_s = self._idle.now_s() if self._idle is not None else 0.0
-        while (item := await speech.get()) is not None:
-            piece, start_s = item
-            frames = self._stages.animate(piece, start_s, codec, face_s)
-            try:
-                async for batch in frames:
-                    for video in batch:
-                        self._telemetry.avatar_frame(video.seconds)
-                        frame = MediaFrame(
-                            MediaKind.VIDEO, reply.turn_id, seq, video.pts_us, video.data
-                        )
-                        seq += 1
-                        await self._send_for(reply, encode_media_frame(frame), 0)
-                    reply.face_ready.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the voice goes on without a face rather than failing the turn
-                log.warning("avatar failed for turn %d", reply.turn_id, exc_info=True)
-            finally:
-                reply.face_ready.set()
-                await frames.aclose()
-
-    async def _finish(self, reply: Reply, status: str) -> None:
-        reply.mark("total_ms", self._clock())
-        reply.done_sent = True
-        if reply.confirmed:
-            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
-        heard = reply.text.strip() if status == "completed" else ""
-        await self._emit_for(
-            reply,
-            ev.ResponseDone(
-                turn_id=reply.turn_id,
-                status=status,
-                text=reply.text.strip(),
-                heard_text=heard,
-                timings=reply.timings,
-            ),
-        )
-        if status != "completed":
-            reply.ended = True
+    def _face_s(self) -> float:
+        return self._idle.now_s() if self._idle is not None else 0.0
 
     # ------------------------------------------------------------------ confirm, commit, cut
 
@@ -595,35 +405,13 @@ class Session:
         )
         self._telemetry.interruption()
         if not reply.done_sent:
-            reply.done_sent = True
-            reply.mark("total_ms", now)
-            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
-            await self._emit(
-                ev.ResponseDone(
-                    turn_id=reply.turn_id,
-                    status=status,
-                    text=reply.text.strip(),
-                    heard_text=heard,
-                    timings=reply.timings,
-                )
-            )
+            await self._pipeline.send_done(reply, status, heard, now)
 
     # ------------------------------------------------------------------ plumbing
-
-    async def _stage(self, code: ErrorCode, call: Awaitable[str]) -> str:
-        try:
-            return await call
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise _StageFailure(code, exc) from exc
 
     async def _emit(self, event: ev.ServerEvent) -> None:
         async with self._send_lock:
             await self._send_raw(encode_server_event(event))
-
-    async def _emit_for(self, reply: Reply, event: ev.ServerEvent) -> None:
-        await self._send_for(reply, encode_server_event(event), 0)
 
     async def _send_for(self, reply: Reply, message: str | bytes, samples: int) -> None:
         """Send a message of `reply`, or hold it while the reply is still speculative."""

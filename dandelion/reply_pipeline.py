@@ -1,0 +1,273 @@
+"""One reply, made: transcript, LLM stream, chunks, TTS, audio and avatar frames. No Ray here.
+
+Transcript → LLM stream → sentence chunks → TTS → audio frames, the avatar's frames beside
+them (face and voice start together), and the events that finish the reply.
+
+The pipeline knows nothing of turn-taking or of the WebSocket. The session hands it what it
+needs (`ReplyPipeline.__init__`): the stages, the clock, telemetry, the session's video codec and
+face clock, the prompt for a reply, a commit callback (the session writes the conversation),
+and `send_for`, which sends a reply's messages or holds them in its outbox while it is still
+speculative.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from dandelion.backends.tts.base import SpeechChunk
+from dandelion.chunking import SentenceChunker
+from dandelion.conversation import SpokenChunk
+from dandelion.protocol import (
+    ErrorCode,
+    MediaFrame,
+    MediaKind,
+    encode_media_frame,
+    encode_server_event,
+)
+from dandelion.protocol import events as ev
+from dandelion.protocol.errors import RETRYABLE_CODES
+from dandelion.reply import Reply
+from dandelion.stages import Stages
+from dandelion.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+SendFor = Callable[[Reply, str | bytes, int], Awaitable[None]]
+"""Send `(reply, message, audio samples in it)`, or hold it while the reply is speculative."""
+
+_AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
+_FACE_WAIT_S = 0.15  # the longest the first audio of a reply waits for the avatar's first frame
+
+_Speech = asyncio.Queue[tuple[SpeechChunk, float] | None]  # speech pieces and their start (s)
+
+
+class _StageFailure(Exception):
+    def __init__(self, code: ErrorCode, cause: BaseException) -> None:
+        super().__init__(f"{code.value}: {cause}")
+        self.code = code
+
+
+class ReplyPipeline:
+    """Runs replies for one session: `run(reply)` is a reply's task.
+
+    `prompt(reply)`: the LLM messages for the reply. `commit(reply)`: write what is known of the
+    turn into the conversation (nothing until it is confirmed). `video_codec()`: the session's
+    avatar codec now ("off": no video). `face_s()`: the session's face clock now.
+    """
+
+    def __init__(
+        self,
+        stages: Stages,
+        *,
+        clock: Callable[[], float],
+        telemetry: Telemetry,
+        send_for: SendFor,
+        prompt: Callable[[Reply], list[dict[str, str]]],
+        commit: Callable[[Reply], None],
+        video_codec: Callable[[], str],
+        face_s: Callable[[], float],
+    ) -> None:
+        self._stages = stages
+        self._clock = clock
+        self._telemetry = telemetry
+        self._send_for = send_for
+        self._prompt = prompt
+        self._commit = commit
+        self._video_codec = video_codec
+        self._face_s = face_s
+
+    async def run(self, reply: Reply) -> None:
+        speaker: asyncio.Task[None] | None = None
+        animator: asyncio.Task[None] | None = None
+        try:
+            asr_start = self._clock()
+            text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
+            reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
+            reply.mark("transcript_ms", self._clock())
+            if not any(ch.isalnum() for ch in text):
+                await self._finish(reply, "empty")
+                return
+            reply.transcript = text
+            self._commit(reply)
+            await self._emit_for(reply, ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
+            await self._emit_for(reply, ev.ResponseStarted(turn_id=reply.turn_id))
+            chunks: asyncio.Queue[str | None] = asyncio.Queue()
+            speech: _Speech | None = None
+            codec = self._video_codec()
+            if codec != "off":
+                speech = asyncio.Queue()
+                animator = asyncio.create_task(self._animate(reply, speech, codec))
+            speaker = asyncio.create_task(self._speak(reply, chunks, speech))
+            await self._generate(reply, chunks)
+            await speaker
+            duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
+            await self._emit_for(
+                reply, ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms)
+            )
+            if animator is not None:
+                await animator
+            reply.completed = True
+            self._commit(reply)
+            await self._finish(reply, "completed")
+        except _StageFailure as failure:
+            self._telemetry.error(failure.code.value)
+            await self._emit_for(
+                reply,
+                ev.ErrorEvent(
+                    code=failure.code.value,
+                    message=str(failure),
+                    retryable=failure.code in RETRYABLE_CODES,
+                    turn_id=reply.turn_id,
+                ),
+            )
+            await self._finish(reply, "failed")
+        finally:
+            for helper in (speaker, animator):
+                if helper is not None and not helper.done():
+                    helper.cancel()
+                    await asyncio.gather(helper, return_exceptions=True)
+
+    async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
+        chunker = SentenceChunker()
+        llm_start = self._clock()
+        try:
+            stream = self._stages.chat(self._prompt(reply))
+            try:
+                async for delta in stream:
+                    if not reply.text:
+                        reply.mark("llm_first_token_ms", self._clock())
+                        reply.timings["llm_ttft_ms"] = round((self._clock() - llm_start) * 1000, 1)
+                    reply.text += delta
+                    reply.tokens += 1
+                    await self._emit_for(
+                        reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
+                    )
+                    for chunk in chunker.push(delta):
+                        chunks.put_nowait(chunk)
+            finally:
+                await stream.aclose()
+        except (asyncio.CancelledError, _StageFailure):
+            raise
+        except Exception as exc:
+            raise _StageFailure(ErrorCode.LLM_FAILED, exc) from exc
+        finally:
+            for chunk in chunker.flush():
+                chunks.put_nowait(chunk)
+            chunks.put_nowait(None)
+        reply.mark("llm_done_ms", self._clock())
+        await self._emit_for(
+            reply, ev.ResponseTextDone(turn_id=reply.turn_id, text=reply.text.strip())
+        )
+
+    async def _speak(
+        self, reply: Reply, chunks: asyncio.Queue[str | None], speech_out: _Speech | None
+    ) -> None:
+        """Synthesize each chunk and send its audio; hand each piece to the avatar, if any."""
+        rate = self._stages.output_sample_rate
+        frame_bytes = rate * _AUDIO_FRAME_MS // 1000 * 2
+        seq = 0
+        try:
+            while (text := await chunks.get()) is not None:
+                chunk_start = reply.samples_made
+                tts_start = self._clock()
+                speech = self._stages.speak(text)
+                try:
+                    async for piece in speech:
+                        pcm = piece.pcm
+                        if speech_out is not None:
+                            speech_out.put_nowait((piece, reply.samples_made / rate))
+                            if reply.samples_made == 0:
+                                # Face and voice start together: the first frame (~10 ms to
+                                # render) goes out before the first audio, so a client never
+                                # shows a voice ahead of its face. Later frames are rendered
+                                # well ahead of time.
+                                with contextlib.suppress(TimeoutError):
+                                    await asyncio.wait_for(reply.face_ready.wait(), _FACE_WAIT_S)
+                        now = self._clock()
+                        reply.timings.setdefault(
+                            "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
+                        )
+                        reply.mark("first_audio_ready_ms", now)
+                        samples = len(pcm) // 2
+                        if reply.chunks and reply.chunks[-1].start_sample == chunk_start:
+                            samples += reply.chunks.pop().num_samples
+                        reply.chunks.append(SpokenChunk(text, chunk_start, samples))
+                        whole = len(pcm) - len(pcm) % 2  # whole PCM16 samples only
+                        for offset in range(0, whole, frame_bytes):
+                            payload = pcm[offset : min(offset + frame_bytes, whole)]
+                            pts_us = reply.samples_made * 1_000_000 // rate
+                            frame = MediaFrame(MediaKind.AUDIO, reply.turn_id, seq, pts_us, payload)
+                            seq += 1
+                            reply.samples_made += len(payload) // 2
+                            await self._send_for(
+                                reply, encode_media_frame(frame), len(payload) // 2
+                            )
+                except (asyncio.CancelledError, _StageFailure):
+                    raise
+                except Exception as exc:
+                    raise _StageFailure(ErrorCode.TTS_FAILED, exc) from exc
+                finally:
+                    await speech.aclose()  # cancels the synthesis on its replica now, not at GC
+        finally:
+            if speech_out is not None:
+                speech_out.put_nowait(None)
+
+    async def _animate(self, reply: Reply, speech: _Speech, codec: str) -> None:
+        """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
+        seq = 0
+        face_s = self._face_s()
+        while (item := await speech.get()) is not None:
+            piece, start_s = item
+            frames = self._stages.animate(piece, start_s, codec, face_s)
+            try:
+                async for batch in frames:
+                    for video in batch:
+                        self._telemetry.avatar_frame(video.seconds)
+                        frame = MediaFrame(
+                            MediaKind.VIDEO, reply.turn_id, seq, video.pts_us, video.data
+                        )
+                        seq += 1
+                        await self._send_for(reply, encode_media_frame(frame), 0)
+                    reply.face_ready.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the voice goes on without a face rather than failing the turn
+                log.warning("avatar failed for turn %d", reply.turn_id, exc_info=True)
+            finally:
+                reply.face_ready.set()
+                await frames.aclose()
+
+    async def _finish(self, reply: Reply, status: str) -> None:
+        heard = reply.text.strip() if status == "completed" else ""
+        await self.send_done(reply, status, heard, self._clock())
+
+    async def send_done(self, reply: Reply, status: str, heard: str, now: float) -> None:
+        """Close `reply` with `response.done` (however it ended: the one place it is built)."""
+        reply.mark("total_ms", now)
+        reply.done_sent = True
+        if reply.confirmed:
+            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
+        done = ev.ResponseDone(
+            turn_id=reply.turn_id,
+            status=status,
+            text=reply.text.strip(),
+            heard_text=heard,
+            timings=reply.timings,
+        )
+        await self._emit_for(reply, done)
+        if status != "completed":
+            reply.ended = True
+
+    async def _stage(self, code: ErrorCode, call: Awaitable[str]) -> str:
+        try:
+            return await call
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _StageFailure(code, exc) from exc
+
+    async def _emit_for(self, reply: Reply, event: ev.ServerEvent) -> None:
+        await self._send_for(reply, encode_server_event(event), 0)
