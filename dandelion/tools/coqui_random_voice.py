@@ -12,8 +12,9 @@ writes (idempotently: what exists is kept)
 
 - ``FOLDER/xtts/``: XTTS-v2 (``config.json`` with model "xtts", ``model.pth``, ``vocab.json``,
   a small BPE vocabulary trained with ``tokenizers`` on a few lines of English). The GPT is
-  capped at 60 audio tokens per sentence (``gpt_max_audio_tokens=63``) so that random sampling,
-  which rarely hits the stop token, ends each sentence after 3 chunks of 20 tokens on CPU.
+  capped at 40 audio tokens per sentence (``gpt_max_audio_tokens=43``) so that random sampling,
+  which rarely hits the stop token, ends each sentence after 2 chunks of 20 tokens (+ a short
+  tail) instead of ~600 tokens: seconds per sentence on CPU, not minutes.
 - ``FOLDER/vits/``: VITS with characters (no phonemizer): ``config.json`` + ``model.pth``.
 - ``FOLDER/speaker.wav``: a 4 s synthetic vowel-like sound (a pitch-gliding pulse train through
   three formant resonators), 22,050 Hz PCM16, for XTTS conditioning. Not speech either.
@@ -41,6 +42,8 @@ _VOCAB_TEXT = [
     "abcdefghijklmnopqrstuvwxyz 0123456789 ,.!?;:'\"-()",
 ]
 _XTTS_LANGUAGES = ["en"]
+# Bumped whenever what is built changes, so cached folders are rebuilt.
+_BUILD = "2"
 
 
 def build_speaker_wav(path: Path, seconds: float = 4.0) -> None:
@@ -93,7 +96,7 @@ def build_xtts(folder: Path) -> None:
     build_vocab(vocab)
     config = XttsConfig()
     config.model_args.tokenizer_file = str(vocab)
-    config.model_args.gpt_max_audio_tokens = 63
+    config.model_args.gpt_max_audio_tokens = 43
     config.languages = _XTTS_LANGUAGES
     torch.manual_seed(0)
     model = Xtts(config)
@@ -123,6 +126,10 @@ def build_vits(folder: Path) -> None:
 def build_all(folder: Path) -> dict[str, float]:
     """Build what is missing under `folder`; returns seconds spent per part built."""
     folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "BUILD"
+    if stamp.exists() and stamp.read_text() != _BUILD:  # built by another version: rebuild
+        for part in ("speaker.wav", "xtts/model.pth", "vits/model.pth"):
+            (folder / part).unlink(missing_ok=True)
     spent: dict[str, float] = {}
     parts = (
         ("speaker.wav", folder / "speaker.wav", build_speaker_wav),
@@ -135,6 +142,7 @@ def build_all(folder: Path) -> dict[str, float]:
         start = time.perf_counter()
         build(marker)
         spent[name] = round(time.perf_counter() - start, 1)
+    stamp.write_text(_BUILD)
     return spent
 
 

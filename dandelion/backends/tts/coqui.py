@@ -130,6 +130,8 @@ class _XttsEngine:
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.models.xtts import Xtts
 
+        if coqui.speaker_wav is not None and not Path(coqui.speaker_wav).is_file():
+            raise ModelNotFoundError(f"XTTS speaker_wav not found at {coqui.speaker_wav!r}.")
         config = XttsConfig()
         config.load_json(str(folder / "config.json"))
         self.model: Any = Xtts(config)
@@ -153,8 +155,6 @@ class _XttsEngine:
                 )
             first = speakers[next(iter(speakers))]  # a studio voice shipped with the model
             return first["gpt_cond_latent"], first["speaker_embedding"]
-        if not Path(speaker_wav).is_file():
-            raise ModelNotFoundError(f"XTTS speaker_wav not found at {speaker_wav!r}.")
         audio = _load_reference(speaker_wav, _REFERENCE_RATE)[
             : _REFERENCE_RATE * config.max_ref_len
         ]
