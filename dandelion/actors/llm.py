@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -50,5 +51,8 @@ class LLMActor:
                 if isinstance(deltas, AsyncGenerator):
                     await deltas.aclose()
             return
-        async for delta in iterate_in_thread(lambda stop: model.stream_chat(messages, stop)):
-            yield delta
+        # aclosing: an abandoned reply stops the generation thread now, not at garbage collection.
+        deltas_in_thread = iterate_in_thread(lambda stop: model.stream_chat(messages, stop))
+        async with contextlib.aclosing(deltas_in_thread):
+            async for delta in deltas_in_thread:
+                yield delta

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-async def iterate_in_thread(produce: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+async def iterate_in_thread(
+    produce: Callable[[threading.Event], Iterator[T]],
+) -> AsyncGenerator[T, None]:
     """Run `produce(stop)` in a worker thread and yield its items as they come.
 
     If the consumer stops early (a cancelled turn), `stop` is set so the thread ends promptly.
+    A consumer that wraps this in another generator should close it explicitly
+    (`contextlib.aclosing`): otherwise the thread runs on until the garbage collector closes it.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()

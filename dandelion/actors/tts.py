@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import cast
+from collections.abc import AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
 from dandelion.backends.tts.base import SpeechChunk, SpeechSynthesizer
@@ -31,11 +30,7 @@ class TTSActor:
     async def synthesize(self, text: str) -> AsyncIterator[SpeechChunk]:
         # aclosing: when the consumer leaves (a barge-in), closing this stream waits until the
         # synthesis thread has stopped, instead of leaving that to the garbage collector.
-        # (iterate_in_thread is an async generator function, annotated as returning an iterator.)
-        chunks = cast(
-            AsyncGenerator[SpeechChunk, None],
-            iterate_in_thread(lambda _stop: self._engine.synthesize(text)),
-        )
+        chunks = iterate_in_thread(lambda _stop: self._engine.synthesize(text))
         async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
