@@ -49,11 +49,11 @@ class FrameDecoder:
 
         if self._h264 is None:
             return [Image.open(io.BytesIO(data)).convert("RGB")]
-        images = []
-        for packet in self._h264.parse(data):
-            for frame in self._h264.decode(packet):
-                images.append(frame.to_image())
-        return images
+        import av
+
+        # Each message is one whole access unit (docs/protocol.md): decoded as it is, without
+        # the parser, which would hold every frame back until the next one arrives.
+        return [frame.to_image() for frame in self._h264.decode(av.Packet(data))]
 
 
 class AvatarWindow:
