@@ -148,7 +148,8 @@ async def _bench_asr(settings: AppSettings, rounds: int) -> tuple[str, list[tupl
         ("transcript", text[:60]),
     ]
     asr = settings.asr
-    return f"ASR faster-whisper on {asr.device} {asr.compute_type} ({asr.model_path or 'bundled tiny.en'})", rows
+    model = asr.model_path or "bundled tiny.en"
+    return f"ASR faster-whisper on {asr.device} {asr.compute_type} ({model})", rows
 
 
 async def _run(stage: str, settings: AppSettings, rounds: int) -> tuple[str, list[tuple[str, str]]]:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAIN_HEADING = "## Voice-to-voice latency (embedded CPU models)"
+VIDEO_HEADING = "## Voice-to-voice with the avatar on"
 QUESTIONS = [
     "What is the capital of France?",
     "How many people live there?",
@@ -199,24 +201,31 @@ def main() -> int:
         lines.append(f"| avatar frames more than 40 ms late | {late:.0%} | |")
     table = "\n".join(lines)
     print(table)
+    heading = VIDEO_HEADING if args.video else PLAIN_HEADING
     section = (
-        "## Voice-to-voice latency (embedded CPU models)\n\n"
+        f"{heading}\n\n"
         f"Measured {datetime.date.today()} on {_machine()}, by `benchmarks/voice_to_voice.py`: "
         f"{len(rows)} turns (Piper-spoken questions streamed in real time, one warm-up turn "
         "dropped), default settings (end-of-turn silence 500 ms, speculative start at 200 ms)"
         f"{', avatar video on (JPEG, 25 fps)' if args.video else ''}.\n\n"
         f"{table}\n"
     )
-    _write_section(Path(args.output), "## Voice-to-voice latency", section)
+    _write_section(Path(args.output), heading, section)
     return 0
 
 
 def _write_section(path: Path, heading: str, section: str) -> None:
+    """Put `section` under `heading` in the doc, keeping the notes written below its old table
+    (the analysis of a run stays until someone rewrites it)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     if heading in text:
         before, _, rest = text.partition(heading)
-        after = rest.split("\n## ", 1)
-        text = before + section + ("\n## " + after[1] if len(after) > 1 else "")
+        old, *after = rest.split("\n## ", 1)
+        lines = old.splitlines()
+        table_end = max((i for i, line in enumerate(lines) if line.startswith("|")), default=-1)
+        notes = "\n".join(lines[table_end + 1 :]).strip("\n") if table_end >= 0 else ""
+        section = section.rstrip("\n") + "\n" + (f"\n{notes}\n" if notes else "")
+        text = before + section + ("\n## " + after[0] if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
