@@ -2,11 +2,12 @@
 output, and throughput. For the GPU stacks (vLLM, Coqui TTS, Whisper on CUDA) on whatever
 machine runs it; each runs in the environment that has its stack installed.
 
-    .venv-vllm/bin/python benchmarks/backends.py llm --settings S.yaml    # llm.backend: vllm
-    .venv-coqui/bin/python benchmarks/backends.py tts --settings S.yaml   # tts.backend: coqui
-    .venv/bin/python benchmarks/backends.py asr --settings S.yaml         # asr.device: cuda
+    .venv-vllm/bin/python benchmarks/backends.py llm --profile gpu    # vLLM
+    .venv-coqui/bin/python benchmarks/backends.py tts --profile gpu   # Coqui XTTS-v2
+    .venv/bin/python benchmarks/backends.py asr --profile gpu         # Whisper on CUDA
 
-S.yaml holds AppSettings (the same YAML `dandelion serve --config` takes). The section written
+`--settings S.yaml` (AppSettings, as `dandelion serve --config` takes) is merged over the
+profile, e.g. to point at other weights or run the CPU builds. The section written
 to docs/benchmarks.md names the backend, the device (the GPU's name when there is one) and the
 machine; `--note` adds a line (say what the weights were, e.g. random test weights).
 """
@@ -26,7 +27,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.voice_to_voice import _machine, _write_section  # noqa: E402
-from dandelion.config import AppSettings, load_settings  # noqa: E402
+from dandelion.config import AppSettings  # noqa: E402
+from dandelion.profiles import PROFILES, profile_settings  # noqa: E402
 
 PROMPTS = [
     "What is the capital of France?",
@@ -50,6 +52,10 @@ def _device() -> str:
     except ImportError:
         pass
     return "CPU only"
+
+
+def _name(model: str | None) -> str:
+    return Path(model).name if model else "bundled model"
 
 
 def _p(values: list[float], q: float) -> float:
@@ -86,7 +92,10 @@ async def _bench_llm(settings: AppSettings, rounds: int) -> tuple[str, list[tupl
         ),
         ("generation, median (deltas/s)", f"{statistics.median(rates):.1f}" if rates else "-"),
     ]
-    return f"LLM `{settings.llm.backend}` ({settings.llm.model_path or 'bundled model'})", rows
+    shutdown = getattr(actor.model, "shutdown", None)
+    if shutdown is not None:
+        shutdown()  # vLLM's engine process, before the interpreter tears down
+    return f"LLM `{settings.llm.backend}` ({_name(settings.llm.model_path)})", rows
 
 
 async def _bench_tts(settings: AppSettings, rounds: int) -> tuple[str, list[tuple[str, str]]]:
@@ -118,7 +127,7 @@ async def _bench_tts(settings: AppSettings, rounds: int) -> tuple[str, list[tupl
         ),
         ("real-time factor, median (synthesis s per audio s)", f"{statistics.median(rtf):.2f}"),
     ]
-    return f"TTS `{settings.tts.backend}` ({model or 'bundled voice'})", rows
+    return f"TTS `{settings.tts.backend}` ({_name(model)})", rows
 
 
 async def _bench_asr(settings: AppSettings, rounds: int) -> tuple[str, list[tuple[str, str]]]:
@@ -148,8 +157,7 @@ async def _bench_asr(settings: AppSettings, rounds: int) -> tuple[str, list[tupl
         ("transcript", text[:60]),
     ]
     asr = settings.asr
-    model = asr.model_path or "bundled tiny.en"
-    return f"ASR faster-whisper on {asr.device} {asr.compute_type} ({model})", rows
+    return f"ASR faster-whisper on {asr.device} {asr.compute_type} ({_name(asr.model_path)})", rows
 
 
 async def _run(stage: str, settings: AppSettings, rounds: int) -> tuple[str, list[tuple[str, str]]]:
@@ -160,13 +168,14 @@ async def _run(stage: str, settings: AppSettings, rounds: int) -> tuple[str, lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("stage", choices=("llm", "tts", "asr"))
-    parser.add_argument("--settings", help="AppSettings YAML (backend, model paths, device)")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="cpu", help="start from")
+    parser.add_argument("--settings", help="AppSettings YAML merged over the profile")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--note", default="", help="a line under the table (weights, caveats)")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
 
-    settings = load_settings(args.settings)
+    settings = profile_settings(args.profile, args.settings)
     print(f"loading the {args.stage} backend ...", flush=True)
     title, rows = asyncio.run(_run(args.stage, settings, args.rounds))
     device = _device()
