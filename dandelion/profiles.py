@@ -53,8 +53,9 @@ COQUI_PYTHON = "/opt/dandelion/venvs/coqui/bin/python"
 _OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 # vLLM's share of the GPU's memory (weights + activations + KV cache), sized for a 48 GB card:
-# 0.75 of ~44.4 GiB is ~33 GiB: 14.2 GiB of weights, ~2.5 GiB of vLLM's own overhead and
-# ~16 GiB of KV cache. Whisper (~3 GiB) and XTTS (~4 GiB) fit in the rest.
+# 0.75 of the 45.0 GiB CUDA reports is 33.8 GiB: 14.2 GiB of weights, ~2.5 GiB of vLLM's own
+# overhead and 17.1 GiB of KV cache. Whisper (~3 GiB) and XTTS (~4 GiB) fit in the rest
+# (docs/deploy.md, "Per card").
 GPU_LLM_MEMORY_UTILIZATION = 0.75
 
 
@@ -141,7 +142,7 @@ def gpu() -> AppSettings:
             asr=_asr_deployment(num_gpus=0.1),
             # vLLM batches every ongoing request into each decoding step: one replica serves
             # many conversations. 32 sequences of 4096 tokens take 7 GiB of KV cache, under
-            # the ~16 GiB it has on a 48 GB card; it scales out from 8 ongoing replies.
+            # the 17.1 GiB it has on a 48 GB card; it scales out from 8 ongoing replies.
             llm=DeploymentSettings(
                 num_cpus=2,
                 num_gpus=GPU_LLM_MEMORY_UTILIZATION,
@@ -151,12 +152,14 @@ def gpu() -> AppSettings:
                 ),
                 runtime_env={"py_executable": VLLM_PYTHON, "env_vars": dict(_OFFLINE)},
             ),
+            # XTTS synthesizes one sentence at a time per model (its prompt lives in the model),
+            # so a replica's replies take turns sentence by sentence: scale out at 2 waiting.
             tts=DeploymentSettings(
                 num_cpus=1,
                 num_gpus=0.1,
-                max_ongoing_requests=8,
+                max_ongoing_requests=4,
                 autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=2
+                    min_replicas=1, max_replicas=4, target_ongoing_requests=1
                 ),
                 runtime_env={"py_executable": COQUI_PYTHON, "env_vars": dict(_OFFLINE)},
             ),

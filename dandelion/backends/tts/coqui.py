@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +67,7 @@ class CoquiSynthesizer:
         if language not in pysbd.languages.LANGUAGE_CODES:
             language = "en"
         self._segmenter = pysbd.Segmenter(language=language, clean=False)
+        self._lock = threading.Lock()
         self.sample_rate: int = coqui.output_sample_rate
         self.native_sample_rate: int = self._engine.sample_rate
         # The loaded Coqui model (Xtts, or the Synthesizer's tts_model), for inspection.
@@ -76,11 +78,15 @@ class CoquiSynthesizer:
         for sentence in self._segmenter.segment(text):
             if not sentence.strip():
                 continue
-            chunks = self._engine.chunks(sentence.strip())
-            try:
-                yield from chunks
-            finally:
-                chunks.close()
+            # One sentence at a time per model: XTTS keeps the request's prompt in the model
+            # itself (`gpt_inference.cached_prefix_emb`), so overlapping streams would mix up
+            # their text. Replies take turns sentence by sentence; more replicas add parallelism.
+            with self._lock:
+                chunks = self._engine.chunks(sentence.strip())
+                try:
+                    yield from chunks
+                finally:
+                    chunks.close()
 
     def synthesize(self, text: str) -> Iterator[SpeechChunk]:
         resampler = _PCM16Resampler(self.native_sample_rate, self.sample_rate)
