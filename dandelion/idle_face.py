@@ -14,24 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from dandelion.protocol import IDLE_TURN_ID, MediaFrame, MediaKind, encode_media_frame
 from dandelion.stages import Stages, VideoFrame
 
+log = logging.getLogger(__name__)
+
 _BATCH_S = 1.0  # face time rendered per remote call
 _LEAD_S = 0.15  # the first batch after a reply starts this far ahead (its render time)
 _BUSY_POLL_S = 0.1  # while a reply is heard, how often to look whether it has ended
+_RETRY_S = 1.0  # after a failed render, the wait before trying again
 
 
 class IdleFace:
-    """Streams idle frames through `send` whenever `busy()` (a reply being heard) is false."""
+    """Streams idle frames through `send` whenever `busy()` (a reply being heard) is false.
+
+    `send` returns False when it dropped the frame (a reply took the floor meanwhile).
+    """
 
     def __init__(
         self,
         stages: Stages,
-        send: Callable[[bytes], Awaitable[None]],
+        send: Callable[[bytes], Awaitable[bool]],
         codec: str,
         fps: float,
         busy: Callable[[], bool],
@@ -50,14 +57,27 @@ class IdleFace:
         self.frames_sent = 0
 
     def continue_clock(self, previous: IdleFace) -> None:
-        """Keep `previous`'s face clock (a codec change must not restart blinks and sway)."""
+        """Carry on from `previous` (a codec change): same face clock, frame numbers go on."""
         self._epoch = previous._epoch
+        self._seq = previous._seq
 
     def now_s(self) -> float:
         """The face clock: seconds since this face started moving. Replies continue it."""
         return self._clock() - self._epoch
 
     async def run(self) -> None:
+        """Until cancelled. A failing render (a restarting avatar replica) is logged and retried:
+        the face freezes for a moment, the session goes on."""
+        while True:
+            try:
+                await self._stream()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("idle frames failed; retrying in %.0f s", _RETRY_S, exc_info=True)
+                await asyncio.sleep(_RETRY_S)
+
+    async def _stream(self) -> None:
         count = max(1, round(_BATCH_S * self._fps))
         while True:
             while self._busy():
@@ -92,10 +112,11 @@ class IdleFace:
                 await asyncio.sleep(delay)
             if self._busy():
                 return False
+            media = MediaFrame(MediaKind.VIDEO, IDLE_TURN_ID, self._seq, frame.pts_us, frame.data)
+            if not await self._send(encode_media_frame(media)):
+                return False
+            self._seq += 1
+            self.frames_sent += 1
             if self._on_frame is not None and frame.seconds:
                 self._on_frame(frame.seconds)
-            media = MediaFrame(MediaKind.VIDEO, IDLE_TURN_ID, self._seq, frame.pts_us, frame.data)
-            self._seq += 1
-            await self._send(encode_media_frame(media))
-            self.frames_sent += 1
         return True

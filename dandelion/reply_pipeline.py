@@ -218,9 +218,13 @@ class ReplyPipeline:
     async def _animate(self, reply: Reply, speech: _Speech, codec: str) -> None:
         """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
         seq = 0
-        face_s = self._face_s()
+        face_s: float | None = None
         while (item := await speech.get()) is not None:
             piece, start_s = item
+            if face_s is None:
+                # The face clock as the voice starts (its first audio waits for this face), so
+                # blinks and sway carry on from the idle frames instead of replaying them.
+                face_s = self._face_s()
             frames = self._stages.animate(piece, start_s, codec, face_s)
             try:
                 async for batch in frames:

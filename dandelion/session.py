@@ -193,7 +193,7 @@ class Session:
         previous = self._idle
         self._idle = IdleFace(
             self._stages,
-            self._send_media,
+            self._send_idle,
             self._video,
             video.idle_fps,
             busy=self._responding,
@@ -204,9 +204,13 @@ class Session:
             self._idle.continue_clock(previous)
         self._idle_task = asyncio.create_task(self._idle.run())
 
-    async def _send_media(self, message: bytes) -> None:
+    async def _send_idle(self, message: bytes) -> bool:
+        """Send an idle frame unless a reply took the floor while it waited for the lock."""
         async with self._send_lock:
+            if self._responding():
+                return False
             await self._send_raw(message)
+            return True
 
     # ------------------------------------------------------------------ audio in
 
