@@ -117,6 +117,12 @@ async def run_live(options: LiveOptions) -> None:
                             message = await asyncio.wait_for(ws.recv(), timeout=0.2)
                         except TimeoutError:
                             continue
+                        except websockets.ConnectionClosedOK:
+                            print("the server ended the session.")
+                            break
+                        except websockets.ConnectionClosedError as exc:
+                            print(f"connection lost: {exc}")
+                            break
                         _show(message, player, view)
                 finally:
                     sender.cancel()
@@ -141,6 +147,7 @@ async def _open_window(ws: Any, created: dict[str, Any], player: _Player, codec:
     video = created.get("output_video") or {}
     if codec is None or not video.get("width"):
         return None
+    from dandelion.errors import BackendUnavailableError
     from dandelion_client.video_window import AvatarWindow, FrameDecoder, NoDisplayError
 
     window = AvatarWindow(
@@ -152,17 +159,27 @@ async def _open_window(ws: Any, created: dict[str, Any], player: _Player, codec:
     try:
         decoders = FrameDecoder(codec), FrameDecoder(codec)
         window.open()
-    except (NoDisplayError, ImportError) as exc:
+    except (NoDisplayError, ImportError, BackendUnavailableError) as exc:
         print(f"no avatar window ({exc}); audio only.")
         return None
     await ws.send(json.dumps({"type": "session.update", "session": {"video": codec}}))
     return _View(window, *decoders)
 
 
+def _next_block(mic: queue.Queue[bytes]) -> bytes | None:
+    # A short wait, so the worker thread is free soon after the sender is cancelled (asyncio
+    # waits for its threads at exit).
+    try:
+        return mic.get(timeout=0.1)
+    except queue.Empty:
+        return None
+
+
 async def _send_mic(ws: Any, mic: queue.Queue[bytes]) -> None:
     while True:
-        pcm = await asyncio.to_thread(mic.get)
-        await ws.send(pcm)
+        pcm = await asyncio.to_thread(_next_block, mic)
+        if pcm is not None:
+            await ws.send(pcm)
 
 
 def _show(message: str | bytes, player: _Player, view: _View | None) -> None:

@@ -134,10 +134,12 @@ class AvatarWindow:
             self._ready.set()
             return
         root.title(self._title)
-        label = tkinter.Label(root, width=self._size[0], height=self._size[1], bg="black")
+        # A blank image of the video's size: a Label's own width/height count characters.
+        blank = tkinter.PhotoImage(width=self._size[0], height=self._size[1], master=root)
+        label = tkinter.Label(root, image=blank, bg="black", borderwidth=0)
         label.pack()
         root.protocol("WM_DELETE_WINDOW", self._closed.set)
-        shown: list[Any] = []  # keeps the PhotoImage alive while Tk shows it
+        shown: list[Any] = [blank]  # keeps the PhotoImage alive while Tk shows it
 
         def tick() -> None:
             if self._closed.is_set():
@@ -146,7 +148,7 @@ class AvatarWindow:
             image = self._due()
             if image is not None:
                 photo = ImageTk.PhotoImage(image, master=root)
-                label.configure(image=photo, width=image.width, height=image.height)
+                label.configure(image=photo)
                 shown[:] = [photo]
             root.after(_TICK_MS, tick)
 
