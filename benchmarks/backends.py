@@ -177,7 +177,11 @@ def main() -> int:
 
     settings = profile_settings(args.profile, args.settings)
     print(f"loading the {args.stage} backend ...", flush=True)
-    title, rows = asyncio.run(_run(args.stage, settings, args.rounds))
+    try:
+        title, rows = asyncio.run(_run(args.stage, settings, args.rounds))
+    except (ValueError, IndexError) as exc:  # no output at all: nothing to take statistics of
+        print(f"the {args.stage} backend produced no output to measure: {exc}", file=sys.stderr)
+        return 1
     device = _device()
     table = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     print(f"{title}, {device}")

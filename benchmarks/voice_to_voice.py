@@ -214,6 +214,13 @@ def main() -> int:
     return 0
 
 
+def _notes(section: str) -> str:
+    """The text under a section's (last) table."""
+    lines = section.splitlines()
+    table_end = max((i for i, line in enumerate(lines) if line.startswith("|")), default=-1)
+    return "\n".join(lines[table_end + 1 :]).strip("\n") if table_end >= 0 else ""
+
+
 def _write_section(path: Path, heading: str, section: str) -> None:
     """Put `section` under `heading` in the doc, keeping the notes written below its old table
     (the analysis of a run stays until someone rewrites it)."""
@@ -221,10 +228,9 @@ def _write_section(path: Path, heading: str, section: str) -> None:
     if heading in text:
         before, _, rest = text.partition(heading)
         old, *after = rest.split("\n## ", 1)
-        lines = old.splitlines()
-        table_end = max((i for i, line in enumerate(lines) if line.startswith("|")), default=-1)
-        notes = "\n".join(lines[table_end + 1 :]).strip("\n") if table_end >= 0 else ""
-        section = section.rstrip("\n") + "\n" + (f"\n{notes}\n" if notes else "")
+        if not _notes(section):  # a new note replaces the old one
+            notes = _notes(old)
+            section = section.rstrip("\n") + "\n" + (f"\n{notes}\n" if notes else "")
         text = before + section + ("\n## " + after[0] if after else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -109,8 +109,9 @@ class AvatarActor:
             async with self._lock:
                 started = time.perf_counter()
                 image = await asyncio.to_thread(self._avatar.render, REST, t)
-            seconds = time.perf_counter() - started
-            for packet in encoder.encode(image):
+            packets = encoder.encode(image)
+            seconds = time.perf_counter() - started  # render + encode, as for reply frames
+            for packet in packets:
                 frames.append({"pts_us": round(t * 1e6), "data": packet.data, "seconds": seconds})
         for packet in encoder.flush():
             t = start_s + packet.pts / fps

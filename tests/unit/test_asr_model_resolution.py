@@ -29,8 +29,11 @@ def test_a_missing_folder_names_the_setting_and_the_size_names() -> None:
 def test_a_size_name_not_cached_offline_says_how_to_bring_the_weights(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    # An empty cache (the environment variable is read once, at import: patch the constant).
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(ModelNotFoundError) as error:
         resolve_whisper_model("large-v3-turbo")
     assert "CTranslate2 Whisper folder" in str(error.value)
