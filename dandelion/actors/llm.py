@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -11,6 +12,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dandelion.actors.streaming import iterate_in_thread
 from dandelion.backends.llm.base import AsyncChatModel, ChatModel
 from dandelion.config import LLMSettings
+
+log = logging.getLogger(__name__)
 
 
 def load_chat_model(settings: LLMSettings) -> ChatModel | AsyncChatModel:
@@ -24,6 +27,9 @@ def load_chat_model(settings: LLMSettings) -> ChatModel | AsyncChatModel:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            # Said out loud: the first reply would then wait for the whole load (a minute or
+            # more), with the replica already reporting healthy.
+            log.warning("no running event loop: vLLM's engine will load on the first request")
             return chat
         chat.start()
         return chat
