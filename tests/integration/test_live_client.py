@@ -24,9 +24,11 @@ pytestmark = pytest.mark.integration
 
 _MIC_RATE = 16_000
 _SPEAKER_RATE = 22_050  # the session's output rate (Piper's)
-# ALSA's file plugin pads a short read from its input with silence: the mic FIFO is written in
-# blocks large enough that each of its reads finds a whole period waiting (measured: 8 KiB).
-_MIC_BLOCK = 8192
+# ALSA's file plugin pads a short read from its input with silence, so the mic FIFO is written
+# in whole capture periods: PortAudio reads 640 frames (1280 bytes) at a time here (seen with
+# strace for the live client's 20 ms blocks). Three periods per write stay under PIPE_BUF, so
+# each lands whole; the samples read then equal the WAV's exactly (checked sample by sample).
+_MIC_BLOCK = 3 * 1280
 _RUN_S = 30.0
 
 _ASOUNDRC = """
