@@ -64,26 +64,35 @@ def cpu() -> AppSettings:
     return AppSettings()
 
 
+def _autoscaled(
+    num_cpus: float,
+    num_gpus: float,
+    max_ongoing: int,
+    target: float,
+    runtime_env: dict[str, Any] | None = None,
+) -> DeploymentSettings:
+    """A deployment of 1 to 4 replicas that scales out at `target` ongoing requests each."""
+    return DeploymentSettings(
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        max_ongoing_requests=max_ongoing,
+        autoscaling=AutoscalingSettings(
+            min_replicas=1, max_replicas=4, target_ongoing_requests=target
+        ),
+        runtime_env=runtime_env,
+    )
+
+
 def _gateway() -> DeploymentSettings:
     # VAD runs in the gateway at ~1% of a core per session (0.3 ms per 32 ms frame on our
     # 2-core machine): 50 sessions per replica leaves a core's headroom for the rest.
-    return DeploymentSettings(
-        num_cpus=1,
-        num_gpus=0.0,
-        max_ongoing_requests=100,
-        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=50),
-    )
+    return _autoscaled(num_cpus=1, num_gpus=0.0, max_ongoing=100, target=50)
 
 
 def _avatar() -> DeploymentSettings:
     # The landmark avatar renders on CPU (~10 ms a frame); a neural backend would take a GPU
     # share here.
-    return DeploymentSettings(
-        num_cpus=1,
-        num_gpus=0.0,
-        max_ongoing_requests=8,
-        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=2),
-    )
+    return _autoscaled(num_cpus=1, num_gpus=0.0, max_ongoing=8, target=2)
 
 
 def _whisper_cuda() -> ASRSettings:
@@ -97,12 +106,7 @@ def _whisper_cuda() -> ASRSettings:
 
 def _asr_deployment(num_gpus: float) -> DeploymentSettings:
     # One decode at a time per replica (a lock around the model): scale at one ongoing request.
-    return DeploymentSettings(
-        num_cpus=1,
-        num_gpus=num_gpus,
-        max_ongoing_requests=4,
-        autoscaling=AutoscalingSettings(min_replicas=1, max_replicas=4, target_ongoing_requests=1),
-    )
+    return _autoscaled(num_cpus=1, num_gpus=num_gpus, max_ongoing=4, target=1)
 
 
 def gpu() -> AppSettings:
@@ -143,24 +147,20 @@ def gpu() -> AppSettings:
             # vLLM batches every ongoing request into each decoding step: one replica serves
             # many conversations. 32 sequences of 4096 tokens take 7 GiB of KV cache, under
             # the 17.1 GiB it has on a 48 GB card; it scales out from 8 ongoing replies.
-            llm=DeploymentSettings(
+            llm=_autoscaled(
                 num_cpus=2,
                 num_gpus=GPU_LLM_MEMORY_UTILIZATION,
-                max_ongoing_requests=32,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=8
-                ),
+                max_ongoing=32,
+                target=8,
                 runtime_env={"py_executable": VLLM_PYTHON, "env_vars": dict(_OFFLINE)},
             ),
             # XTTS synthesizes one sentence at a time per model (its prompt lives in the model),
-            # so a replica's replies take turns sentence by sentence: scale out at 2 waiting.
-            tts=DeploymentSettings(
+            # so a replica's replies take turns sentence by sentence: scale out at one each.
+            tts=_autoscaled(
                 num_cpus=1,
                 num_gpus=0.1,
-                max_ongoing_requests=4,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=1
-                ),
+                max_ongoing=4,
+                target=1,
                 runtime_env={"py_executable": COQUI_PYTHON, "env_vars": dict(_OFFLINE)},
             ),
             avatar=_avatar(),
@@ -190,22 +190,8 @@ def gpu_gguf() -> AppSettings:
         deployments=DeploymentsSettings(
             gateway=_gateway(),
             asr=_asr_deployment(num_gpus=0.2),
-            llm=DeploymentSettings(
-                num_cpus=2,
-                num_gpus=0.5,
-                max_ongoing_requests=2,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=1
-                ),
-            ),
-            tts=DeploymentSettings(
-                num_cpus=1,
-                num_gpus=0.1,
-                max_ongoing_requests=8,
-                autoscaling=AutoscalingSettings(
-                    min_replicas=1, max_replicas=4, target_ongoing_requests=2
-                ),
-            ),
+            llm=_autoscaled(num_cpus=2, num_gpus=0.5, max_ongoing=2, target=1),
+            tts=_autoscaled(num_cpus=1, num_gpus=0.1, max_ongoing=8, target=2),
             avatar=_avatar(),
         ),
     )
