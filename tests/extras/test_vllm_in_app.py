@@ -8,9 +8,7 @@ DANDELION_VLLM_MODEL and DANDELION_VLLM_PYTHON.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from dandelion.config import (
     LLMSettings,
     VLLMSettings,
 )
-from tests.integration.conftest import _free_port, run_client
+from tests.integration.conftest import _free_port, events_of, read_events, run_client, words
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = os.environ.get("DANDELION_VLLM_MODEL", "")
@@ -108,32 +106,6 @@ def server() -> Iterator[Server]:
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from dandelion.tools.say import Speaker
-
-    folder = tmp_path_factory.mktemp("speech")
-    speaker = Speaker()
-    sentences = {
-        "capital": "What is the capital of France?",
-        "story": "Tell me a long story about a dragon.",
-        "stop": "Stop. What is two plus two?",
-    }
-    return {key: speaker.say(text, folder / f"{key}.wav") for key, text in sentences.items()}
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _of(events: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
-    return [e for e in events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
 def _describe(server: Server) -> dict[str, Any]:
     result: dict[str, Any] = server.llm.describe.remote().result(timeout_s=60)
     return result
@@ -159,13 +131,13 @@ def test_spoken_question_is_answered(
 ) -> None:
     events_path = tmp_path / "events.jsonl"
     run_client(server.url, "--input", speech["capital"], "--events", events_path, timeout=300)
-    events = _events(events_path)
-    assert _of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
-    done = _of(events, "response.done")[0]
+    events = read_events(events_path)
+    assert events_of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
+    done = events_of(events, "response.done")[0]
     print(done["text"])
     assert done["status"] == "completed"
-    assert "paris" in _words(done["text"])
-    assert _of(events, "response.audio", turn_id=done["turn_id"])
+    assert "paris" in words(done["text"])
+    assert events_of(events, "response.audio", turn_id=done["turn_id"])
 
 
 def test_barge_in_aborts_the_reply_through_serve(
@@ -180,18 +152,18 @@ def test_barge_in_aborts_the_reply_through_serve(
     )  # fmt: skip
     # Right away: an un-aborted story (max_tokens 1024) would still be streaming.
     assert _describe(server)["active_streams"] == 0
-    events = _events(events_path)
-    interrupted = _of(events, "response.interrupted")
+    events = read_events(events_path)
+    interrupted = events_of(events, "response.interrupted")
     assert len(interrupted) == 1
     turn = interrupted[0]["turn_id"]
-    first_done = _of(events, "response.done", turn_id=turn)[0]
+    first_done = events_of(events, "response.done", turn_id=turn)[0]
     print(first_done["text"])
     assert first_done["status"] == "interrupted"
     after = events[events.index(interrupted[0]) :]
-    assert not _of(after, "response.audio", turn_id=turn)
-    last = _of(events, "response.done")[-1]
+    assert not events_of(after, "response.audio", turn_id=turn)
+    last = events_of(events, "response.done")[-1]
     print(last["text"])
     assert last["status"] == "completed"
-    history = _of(events, "conversation.history")[0]["items"]
+    history = events_of(events, "conversation.history")[0]["items"]
     assert history[1] == {"role": "assistant", "content": interrupted[0]["heard_text"]}
-    assert {"two", "2"} & set(_words(history[2]["content"]))
+    assert {"two", "2"} & set(words(history[2]["content"]))

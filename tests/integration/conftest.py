@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +81,18 @@ def run_client(
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"client failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """The events file-mode wrote (`--events`), in order."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def events_of(events: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
+    """The events of one type whose fields equal `match`."""
+    return [e for e in events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation, for comparing what was said."""
+    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import run_client
+from tests.integration.conftest import read_events, run_client
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +18,7 @@ def test_reply_mp4_has_avatar_video_as_long_as_its_audio(
 
     mp4, events_path = tmp_path / "reply.mp4", tmp_path / "events.jsonl"
     run_client(server_url, "--input", speech["capital"], "--video", mp4, "--events", events_path)
-    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    events = read_events(events_path)
     created = next(e for e in events if e["type"] == "session.created")
     fps = created["output_video"]["fps"]
     assert created["output_video"]["width"] == 512

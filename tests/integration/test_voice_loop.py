@@ -4,39 +4,25 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import JFK, run_client
+from tests.integration.conftest import JFK, events_of, read_events, run_client, words
 
 pytestmark = pytest.mark.integration
 
 
-def _events(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower()).split()
-
-
 def _similarity(a: str, b: str) -> float:
-    letters = ["".join(_words(text)) for text in (a, b)]
+    letters = ["".join(words(text)) for text in (a, b)]
     return difflib.SequenceMatcher(None, *letters).ratio()
-
-
-def _of(events: list[dict[str, Any]], kind: str, **match: Any) -> list[dict[str, Any]]:
-    return [e for e in events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())]
 
 
 def test_jfk_flac_44k_stereo_is_transcribed(server_url: str, tmp_path: Path) -> None:
     events_path = tmp_path / "events.jsonl"
     run_client(server_url, "--input", JFK, "--events", events_path)
-    finals = " ".join(e["text"] for e in _of(_events(events_path), "transcript.final"))
-    assert "ask not what your country can do for you" in " ".join(_words(finals))
+    finals = " ".join(e["text"] for e in events_of(read_events(events_path), "transcript.final"))
+    assert "ask not what your country can do for you" in " ".join(words(finals))
 
 
 def test_spoken_reply_matches_its_text(
@@ -51,15 +37,15 @@ def test_spoken_reply_matches_its_text(
     run_client(
         server_url, "--input", speech["capital"], "--events", events_path, "--output", reply_wav
     )
-    events = _events(events_path)
-    assert _of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
-    done = _of(events, "response.done")[0]
+    events = read_events(events_path)
+    assert events_of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
+    done = events_of(events, "response.done")[0]
     assert done["status"] == "completed"
-    assert "paris" in _words(done["text"])
+    assert "paris" in words(done["text"])
     heard = FasterWhisperRecognizer(ASRSettings()).transcribe(load_audio(reply_wav))
     # Compared letter by letter: tiny.en hears Piper's "France is" as "Francis".
     assert _similarity(heard, done["text"]) >= 0.85, (heard, done["text"])
-    assert "paris" in _words(heard)
+    assert "paris" in words(heard)
 
 
 def test_first_audio_arrives_while_the_llm_still_writes(
@@ -67,10 +53,10 @@ def test_first_audio_arrives_while_the_llm_still_writes(
 ) -> None:
     events_path = tmp_path / "events.jsonl"
     run_client(server_url, "--input", speech["story"], "--events", events_path)
-    events = _events(events_path)
-    turn = _of(events, "response.done")[0]["turn_id"]
-    first_audio = _of(events, "response.audio", turn_id=turn)[0]
-    text_done = _of(events, "response.text.done", turn_id=turn)[0]
+    events = read_events(events_path)
+    turn = events_of(events, "response.done")[0]["turn_id"]
+    first_audio = events_of(events, "response.audio", turn_id=turn)[0]
+    text_done = events_of(events, "response.text.done", turn_id=turn)[0]
     # Same socket, same order as sent: audio before text.done means it was synthesized and
     # sent while the LLM was still generating.
     assert events.index(first_audio) < events.index(text_done)
@@ -86,15 +72,15 @@ def test_second_question_uses_the_history(
         "--input", speech["capital"], "--input", speech["population"],
         "--events", events_path,
     )  # fmt: skip
-    events = _events(events_path)
-    done = _of(events, "response.done")
+    events = read_events(events_path)
+    done = events_of(events, "response.done")
     assert [d["status"] for d in done] == ["completed", "completed"]
-    history = _of(events, "conversation.history")[0]["items"]
+    history = events_of(events, "conversation.history")[0]["items"]
     assert [item["role"] for item in history] == ["user", "assistant", "user", "assistant"]
     assert history[0]["content"] == "What is the capital of France?"
     assert history[2]["content"] == "How many people live there?"
     # "there" only resolves to Paris through the first exchange in the prompt.
-    assert "paris" in _words(done[1]["text"])
+    assert "paris" in words(done[1]["text"])
 
 
 def test_barge_in_stops_the_reply_and_keeps_what_was_heard(
@@ -106,25 +92,25 @@ def test_barge_in_stops_the_reply_and_keeps_what_was_heard(
         "--input", speech["story"], "--interrupt", speech["stop"], "--interrupt-after", "0.5",
         "--events", events_path,
     )  # fmt: skip
-    events = _events(events_path)
+    events = read_events(events_path)
     print("\n".join(json.dumps(e) for e in events if e["type"] != "response.audio"))
-    interrupted = _of(events, "response.interrupted")
+    interrupted = events_of(events, "response.interrupted")
     assert len(interrupted) == 1
     cut = interrupted[0]
     turn = cut["turn_id"]
-    first_done = _of(events, "response.done", turn_id=turn)[0]
+    first_done = events_of(events, "response.done", turn_id=turn)[0]
     assert first_done["status"] == "interrupted"
     # The reply stopped: no audio of that turn after the interruption.
     after = events[events.index(cut) :]
-    assert not _of(after, "response.audio", turn_id=turn)
+    assert not events_of(after, "response.audio", turn_id=turn)
     # Only what was played is kept: a strict prefix of what was written.
-    heard, written = _words(cut["heard_text"]), _words(first_done["text"])
+    heard, written = words(cut["heard_text"]), words(first_done["text"])
     assert 0 < len(heard) < len(written)
     assert written[: len(heard)] == heard
     assert 500 <= cut["played_ms"] < 3000
-    history = _of(events, "conversation.history")[0]["items"]
+    history = events_of(events, "conversation.history")[0]["items"]
     assert history[0] == {"role": "user", "content": "Tell me a long story about a dragon."}
     assert history[1] == {"role": "assistant", "content": cut["heard_text"]}
     # The person's interruption is answered in turn.
-    assert {"two", "2"} & set(_words(history[2]["content"]))
-    assert _of(events, "response.done")[-1]["status"] == "completed"
+    assert {"two", "2"} & set(words(history[2]["content"]))
+    assert events_of(events, "response.done")[-1]["status"] == "completed"
