@@ -6,9 +6,12 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dandelion.config import AvatarSettings
+
+if TYPE_CHECKING:
+    from dandelion.avatar.base import MouthParams
 
 VIDEO_CODECS = ("jpeg", "h264")
 # Frames per streamed batch: the first frame of a chunk leaves alone (it is due as soon as the
@@ -76,13 +79,7 @@ class AvatarActor:
         batch: list[dict[str, Any]] = []
         for index, params in enumerate(track):
             t = (first + index) / fps
-            async with self._lock:
-                started = time.perf_counter()
-                frame = await asyncio.to_thread(self._avatar.render, params, face_s + t)
-            packets = encoder.encode(frame)
-            seconds = time.perf_counter() - started  # render + encode: the per-frame cost
-            for packet in packets:
-                batch.append({"pts_us": round(t * 1e6), "data": packet.data, "seconds": seconds})
+            batch += await self._frame(encoder, params, face_s + t, pts_s=t)
             if len(batch) >= (1 if index == 0 else _BATCH):
                 yield batch
                 batch = []
@@ -106,17 +103,23 @@ class AvatarActor:
         frames: list[dict[str, Any]] = []
         for index in range(count):
             t = start_s + index / fps
-            async with self._lock:
-                started = time.perf_counter()
-                image = await asyncio.to_thread(self._avatar.render, REST, t)
-            packets = encoder.encode(image)
-            seconds = time.perf_counter() - started  # render + encode, as for reply frames
-            for packet in packets:
-                frames.append({"pts_us": round(t * 1e6), "data": packet.data, "seconds": seconds})
+            frames += await self._frame(encoder, REST, t, pts_s=t)
         for packet in encoder.flush():
             t = start_s + packet.pts / fps
             frames.append({"pts_us": round(t * 1e6), "data": packet.data})
         return frames
+
+    async def _frame(
+        self, encoder: Any, params: MouthParams, t: float, pts_s: float
+    ) -> list[dict[str, Any]]:
+        """The face at `t` on the face clock, encoded, stamped `pts_s`, with its cost."""
+        async with self._lock:
+            started = time.perf_counter()
+            image = await asyncio.to_thread(self._avatar.render, params, t)
+        packets = encoder.encode(image)
+        seconds = time.perf_counter() - started  # render + encode: the per-frame cost
+        pts_us = round(pts_s * 1e6)
+        return [{"pts_us": pts_us, "data": p.data, "seconds": seconds} for p in packets]
 
     def _encoder(self, codec: str, fps: float | None = None) -> Any:
         from dandelion.avatar import H264Encoder, JpegEncoder
