@@ -132,8 +132,10 @@ def test_spoken_question_is_answered(
     events_path = tmp_path / "events.jsonl"
     run_client(server.url, "--input", speech["capital"], "--events", events_path, timeout=300)
     events = read_events(events_path)
-    assert events_of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
     done = events_of(events, "response.done")[0]
+    # What the ASR heard varies with timing: its key words, not an exact sentence.
+    question = events_of(events, "transcript.final", turn_id=done["turn_id"])[0]["text"]
+    assert {"capital", "france"} <= set(words(question)), question
     print(done["text"])
     assert done["status"] == "completed"
     assert "paris" in words(done["text"])

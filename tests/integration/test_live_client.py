@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.integration.conftest import words
+
 pytestmark = pytest.mark.integration
 
 _MIC_RATE = 16_000
@@ -197,7 +199,10 @@ def test_live_mode_hears_the_mic_plays_the_reply_and_shows_the_avatar(
                 client.kill()
     assert client.returncode == 0, out
     lines = out.splitlines()
-    assert any("you: What is the capital of" in line for line in lines), out
+    # The question as the server transcribed it (printed by the client): its key words, since
+    # what the ASR hears varies with timing.
+    said = [line.split("you: ", 1)[1] for line in lines if line.lstrip().startswith("you: ")]
+    assert any({"capital", "france"} <= set(words(text)) for text in said), out
     reply = next(line for line in lines if "assistant:" in line)
     assert "paris" in reply.lower(), out
     # The speaker really played the reply: the ASR hears it in what came out.

@@ -38,8 +38,10 @@ def test_spoken_reply_matches_its_text(
         server_url, "--input", speech["capital"], "--events", events_path, "--output", reply_wav
     )
     events = read_events(events_path)
-    assert events_of(events, "transcript.final")[0]["text"] == "What is the capital of France?"
     done = events_of(events, "response.done")[0]
+    # What the ASR heard varies with timing: its key words, not an exact sentence.
+    question = events_of(events, "transcript.final", turn_id=done["turn_id"])[0]["text"]
+    assert {"capital", "france"} <= set(words(question)), question
     assert done["status"] == "completed"
     assert "paris" in words(done["text"])
     heard = FasterWhisperRecognizer(ASRSettings()).transcribe(load_audio(reply_wav))
@@ -77,8 +79,15 @@ def test_second_question_uses_the_history(
     assert [d["status"] for d in done] == ["completed", "completed"]
     history = events_of(events, "conversation.history")[0]["items"]
     assert [item["role"] for item in history] == ["user", "assistant", "user", "assistant"]
-    assert history[0]["content"] == "What is the capital of France?"
-    assert history[2]["content"] == "How many people live there?"
+    # The history keeps what the server transcribed for each turn (which varies with timing).
+    first, second = (
+        events_of(events, "transcript.final", turn_id=d["turn_id"])[0]["text"] for d in done
+    )
+    assert history[0]["content"] == first
+    assert history[2]["content"] == second
+    assert {"capital", "france"} <= set(words(first)), first
+    assert {"people", "there"} <= set(words(second)), second
+    assert not {"paris", "france"} & set(words(second)), second
     # "there" only resolves to Paris through the first exchange in the prompt.
     assert "paris" in words(done[1]["text"])
 
@@ -109,7 +118,12 @@ def test_barge_in_stops_the_reply_and_keeps_what_was_heard(
     assert written[: len(heard)] == heard
     assert 500 <= cut["played_ms"] < 3000
     history = events_of(events, "conversation.history")[0]["items"]
-    assert history[0] == {"role": "user", "content": "Tell me a long story about a dragon."}
+    # The question as the server transcribed it in this run (timing changes what the ASR hears:
+    # "about it, Dragon" for "about a dragon" on a busy machine).
+    question = events_of(events, "transcript.final", turn_id=turn)
+    assert len(question) == 1
+    assert {"story", "dragon"} <= set(words(question[0]["text"])), question
+    assert history[0] == {"role": "user", "content": question[0]["text"]}
     assert history[1] == {"role": "assistant", "content": cut["heard_text"]}
     # The person's interruption is answered in turn.
     assert {"two", "2"} & set(words(history[2]["content"]))
