@@ -1,5 +1,6 @@
 """`dandelion serve`: local Ray plus the app on the embedded default, bound to loopback.
-`dandelion render-config`: the serve configs and cluster manifests under cluster/."""
+`dandelion render-config`: the serve configs and cluster manifests under cluster/.
+`dandelion eval`: the conversation bench (docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -147,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     render.add_argument("--output", "-o", help="file to write (default stdout)")
     render.set_defaults(run=_render)
+    evaluate = commands.add_parser(
+        "eval",
+        help="score listening, turn-taking, answers and latency on a suite of conversations",
+        description="Speak a suite of scenarios to a server in real time, as a person would, and "
+        "score what comes back (docs/evaluation.md).",
+    )
+    from dandelion.eval import command as eval_command
+
+    eval_command.add_arguments(evaluate)
+    evaluate.set_defaults(run=eval_command.main)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

@@ -104,6 +104,8 @@ class Expect(_Model):
 
     transcript: str | None = None
     """The words said, for word error rate. Default: the `say` text without pause markers."""
+    max_wer: float = Field(default=0.3, ge=0)
+    """The transcript is right enough when its word error rate is at most this."""
     reply_contains_any: list[str] = []
     """The reply's text holds at least one of these words or phrases (case and punctuation
     ignored)."""

@@ -1,0 +1,175 @@
+"""A suite's metrics summed from hand-written scores, and the comparison with a baseline run."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from dandelion.eval.metrics import ScenarioScore, TurnScore
+from dandelion.eval.report import Metric, aggregate, compare, metrics_table, to_json
+
+
+def speech(index: int, **measured: Any) -> TurnScore:
+    return TurnScore(index, "speech", answered=True, **measured)
+
+
+def suite() -> list[ScenarioScore]:
+    """Two scenarios: one clean, one where most things went wrong (one of each, or two)."""
+    clean = ScenarioScore(
+        "greeting",
+        ["basic"],
+        [
+            speech(
+                0,
+                server_turns=[1],
+                word_errors=1,
+                reference_words=5,
+                endpoint_delay_s=0.5,
+                voice_to_voice_s=1.0,
+                reply_s=2.0,
+                correct=True,
+                barge_in_s=0.4,
+            )
+        ],
+    )
+    troubled = ScenarioScore(
+        "split",
+        ["turns"],
+        [
+            speech(
+                0,
+                server_turns=[2, 3],
+                word_errors=0,
+                reference_words=5,
+                cut_ins=1,
+                endpoint_delay_s=1.1,
+                voice_to_voice_s=2.0,
+                reply_s=6.0,
+                too_long=True,
+                correct=False,
+                symbols=["asterisk", "asterisk"],
+                false_barge_in="backchannel",
+                failures=["2 turns, expected 1"],
+            ),
+            speech(
+                1,
+                server_turns=[4],
+                word_errors=0,
+                reference_words=10,
+                endpoint_delay_s=0.7,
+                voice_to_voice_s=1.4,
+                reply_s=3.0,
+                false_barge_in="echo",
+            ),
+            TurnScore(2, "non_speech", server_turns=[5], answered=True, failures=["answered"]),
+            TurnScore(3, "backchannel", server_turns=[6], answered=True, failures=["answered"]),
+            TurnScore(4, "backchannel"),
+        ],
+        phantom_turns=2,
+        phantom_answered=1,
+        failures=["answered a turn nobody spoke"],
+    )
+    return [clean, troubled]
+
+
+def by_key(metrics: list[Metric]) -> dict[str, Metric]:
+    return {m.key: m for m in metrics}
+
+
+def test_aggregate_counts_and_rates() -> None:
+    metrics = by_key(aggregate(suite()))
+    assert (metrics["scenarios_passed"].value, metrics["scenarios_passed"].detail) == (1, "of 2")
+    # 1 error over 5 + 5 + 10 reference words.
+    assert metrics["wer"].value == pytest.approx(5.0)
+    assert metrics["wer"].detail == "1 errors in 20 words"
+    assert metrics["false_cut_ins"].value == 1
+    assert metrics["false_cut_ins"].detail == "in 1 of 3 spoken turns"
+    assert metrics["missed_turns"].value == 0
+    assert metrics["barge_ins_missed"].value == 0
+    assert metrics["false_barge_ins"].value == 2
+    assert metrics["false_barge_ins"].detail == "backchannel: 1, echo: 1"
+    # The answered non-speech sound and the answered phantom turn are both replies to no speech.
+    assert metrics["replies_to_non_speech"].value == 2
+    assert metrics["backchannels_answered"].value == 1
+    assert metrics["backchannels_answered"].detail == "of 2"
+    assert metrics["answers_correct"].value == pytest.approx(50.0)
+    assert metrics["replies_too_long"].value == 1
+    assert metrics["symbols_read_aloud"].value == 2
+    assert metrics["symbols_read_aloud"].detail == "in 1 replies"
+
+
+def test_aggregate_percentiles_interpolate_between_turns() -> None:
+    # numpy's linear percentile over three values: p95 lies 90% of the way from the 2nd to the 3rd.
+    metrics = by_key(aggregate(suite()))
+    assert metrics["endpoint_delay_p50"].value == pytest.approx(0.7)
+    assert metrics["endpoint_delay_p95"].value == pytest.approx(0.7 + 0.9 * (1.1 - 0.7))
+    assert metrics["voice_to_voice_p50"].value == pytest.approx(1.4)
+    assert metrics["voice_to_voice_p95"].value == pytest.approx(1.4 + 0.9 * (2.0 - 1.4))
+    assert metrics["barge_in_p50"].value == pytest.approx(0.4)
+    assert metrics["reply_length_p50"].value == pytest.approx(3.0)
+    assert metrics["reply_length_max"].value == pytest.approx(6.0)
+
+
+def test_aggregate_of_nothing_measured_shows_not_available() -> None:
+    metrics = by_key(aggregate([]))
+    assert metrics["wer"].value is None
+    assert metrics["endpoint_delay_p50"].shown() == "n/a"
+    assert "| word error rate | n/a |" in metrics_table(aggregate([]))
+
+
+def row(table: str, label: str) -> list[str]:
+    """The cells of the table row whose first cell is `label`."""
+    line = next(line for line in table.splitlines() if line.startswith(f"| {label} |"))
+    return [cell.strip() for cell in line.strip("|").split("|")]
+
+
+def baseline_of(
+    now: dict[str, Any], metrics: dict[str, float | None], passed: bool
+) -> dict[str, Any]:
+    """`now` as an earlier run: these metrics differ, and every scenario had result `passed`."""
+    old = copy.deepcopy(now)
+    old["metrics"].update(metrics)
+    for scenario in old["scenarios"]:
+        scenario["passed"] = passed
+    return old
+
+
+def test_compare_shows_deltas_and_verdicts() -> None:
+    now = to_json(suite(), aggregate(suite()), {})
+    baseline = baseline_of(
+        now,
+        {
+            "scenarios_passed": 0,
+            "wer": 10.0,
+            "endpoint_delay_p50": 0.6,
+            "reply_length_p50": 2.5,
+            "answers_correct": None,
+        },
+        passed=False,
+    )
+    table = compare(now, baseline)
+    assert row(table, "scenarios passed") == ["scenarios passed", "0", "1", "+1", "better"]
+    assert row(table, "word error rate") == ["word error rate", "10.0%", "5.0%", "-5.0", "better"]
+    assert row(table, "endpoint delay p50") == [
+        "endpoint delay p50",
+        "0.60 s",
+        "0.70 s",
+        "+0.10",
+        "worse",
+    ]
+    # Reply length is neither better nor worse longer; a metric new since the baseline has no
+    # delta; an unchanged one has a zero delta and no verdict.
+    assert row(table, "spoken reply length p50")[3:] == ["+0.50", ""]
+    assert row(table, "answers correct")[1:] == ["n/a", "50.0%", "", ""]
+    assert row(table, "missed turns")[3:] == ["+0", ""]
+
+
+def test_compare_lists_scenarios_whose_result_changed() -> None:
+    now = to_json(suite(), aggregate(suite()), {})
+    table = compare(now, baseline_of(now, {}, passed=False))
+    # "greeting" failed in the baseline and passes now; "split" failed both times.
+    assert table.endswith("\n\n- greeting: now passes")
+    table = compare(now, baseline_of(now, {}, passed=True))
+    assert table.endswith("\n\n- split: now fails")
