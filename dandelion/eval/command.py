@@ -202,16 +202,25 @@ def _warm_up_scenario(voices: Any, audio_dir: Path) -> tuple[Scenario, list[Any]
 
 
 class _Judge:
-    """The bench's own ASR: transcribes each reply as it played, to hear what was said."""
+    """The bench's own ASR: transcribes each reply as it played, to hear what was said. It uses
+    faster-whisper's long-form transcription (30 s windows in turn), not the server's
+    short-window path: replies can last a minute."""
 
     def __init__(self, model_path: str | None) -> None:
-        from dandelion.backends.asr.faster_whisper import FasterWhisperRecognizer
-        from dandelion.config import ASRSettings
+        from faster_whisper import WhisperModel
 
-        self._asr = FasterWhisperRecognizer(ASRSettings(model_path=model_path))
+        from dandelion.backends.asr.faster_whisper import resolve_whisper_model
+
+        path = resolve_whisper_model(model_path)
+        self._model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
-        return self._asr.transcribe(audio) if len(audio) else ""
+        if not len(audio):
+            return ""
+        segments, _ = self._model.transcribe(
+            audio, language="en", beam_size=5, condition_on_previous_text=False
+        )
+        return " ".join(segment.text.strip() for segment in segments)
 
 
 async def _run_all(
@@ -266,6 +275,8 @@ def _progress(number: int, total: int, score: ScenarioScore, seconds: float) -> 
     v2v = [t.voice_to_voice_s for t in score.turns if t.voice_to_voice_s is not None]
     latency = f" v2v {', '.join(f'{v:.2f}' for v in v2v)} s" if v2v else ""
     verdict = "pass" if score.passed else "FAIL " + "; ".join(score.all_failures())
+    if len(verdict) > 300:
+        verdict = verdict[:297] + "..."
     return (
         f"[{number:>{len(str(total))}}/{total}] {score.name} ({seconds:.0f} s): "
         f"turns {taken}{latency} | {verdict}"

@@ -184,7 +184,11 @@ def score_scenario(scenario: Scenario, timeline: Timeline) -> ScenarioScore:
     for index in range(len(scores)):
         _score_interruption(scenario, index, scores, owned, timeline, records)
     answered_phantoms = [t for t in phantoms if t.answered]
-    failures = [f"answered a turn nobody spoke ({_quote(t.transcript)})" for t in answered_phantoms]
+    failures = []
+    if answered_phantoms:
+        said = ", ".join(_quote(t.transcript) for t in answered_phantoms[:3])
+        more = ", ..." if len(answered_phantoms) > 3 else ""
+        failures.append(f"answered {len(answered_phantoms)} turn(s) nobody spoke ({said}{more})")
     failures += [f"run: {note}" for note in timeline.notes]
     return ScenarioScore(
         scenario.name,

@@ -247,7 +247,7 @@ def test_answered_phantom_turn_fails_the_scenario() -> None:
     )
     result = score_scenario(spec, run)
     assert (result.phantom_turns, result.phantom_answered) == (1, 1)
-    assert result.failures == ['answered a turn nobody spoke ("Paris")']
+    assert result.failures == ['answered 1 turn(s) nobody spoke ("Paris")']
     assert not result.passed
     assert first(result).server_turns == [1]
 
