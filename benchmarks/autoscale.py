@@ -32,8 +32,10 @@ def main() -> int:
     from ray import serve
 
     from benchmarks.capacity import Sampler, autoscaled_settings
-    from benchmarks.voice_to_voice import _free_port, _machine, _write_section
+    from benchmarks.voice_to_voice import _write_section
+    from dandelion.eval.server import free_port as _free_port
     from dandelion.serve.app import APP_NAME, build_app
+    from dandelion.tools.machine import describe_machine as _machine
 
     settings = autoscaled_settings(target_ongoing_requests=0.5)
     port = _free_port()

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.voice_to_voice import _machine, _write_section  # noqa: E402
+from benchmarks.voice_to_voice import _write_section  # noqa: E402
 from dandelion.avatar import (  # noqa: E402
     H264Encoder,
     JpegEncoder,
@@ -37,6 +37,7 @@ from dandelion.avatar import (  # noqa: E402
     MouthParams,
     VisemeDriver,
 )
+from dandelion.tools.machine import describe_machine as _machine  # noqa: E402
 
 FPS = 25.0
 TEXT = (

@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.voice_to_voice import _machine, _write_section  # noqa: E402
+from benchmarks.voice_to_voice import _write_section  # noqa: E402
 from dandelion.config import AppSettings  # noqa: E402
 from dandelion.profiles import PROFILES, profile_settings  # noqa: E402
+from dandelion.tools.machine import describe_machine as _machine  # noqa: E402
 
 PROMPTS = [
     "What is the capital of France?",

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.voice_to_voice import _free_port, _pct, _turn_rows
+from benchmarks.voice_to_voice import _pct, _turn_rows
+from dandelion.eval.server import free_port as _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,9 +111,10 @@ def main() -> int:
     from dandelion_client.file_mode import Utterance
     from ray import serve
 
-    from benchmarks.voice_to_voice import QUESTIONS, _machine, _write_section
+    from benchmarks.voice_to_voice import QUESTIONS, _write_section
     from dandelion.config import AppSettings
     from dandelion.serve.app import APP_NAME, build_app
+    from dandelion.tools.machine import describe_machine as _machine
     from dandelion.tools.say import Speaker
 
     settings = autoscaled_settings(target_ongoing_requests=1) if args.autoscale else AppSettings()

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
-import os
-import platform
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -48,41 +42,6 @@ COLUMNS = [
     ("LLM time to first token (its call to first token)", "llm_ttft_ms"),
     ("TTS first chunk (call to first audio)", "tts_first_audio_ms"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_server(config: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "dandelion.cli",
-        "serve",
-        "--num-cpus",
-        "2",
-        "--port",
-        str(port),
-    ]
-    if config:
-        command += ["--config", config]
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            return server, f"ws://127.0.0.1:{port}/v1/session"
-        except OSError:
-            time.sleep(1)
-    server.terminate()
-    raise RuntimeError("server did not become healthy in 180 s")
 
 
 def _turn_rows(events: list[dict[str, Any]]) -> list[dict[str, float]]:
@@ -127,19 +86,6 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--turns", type=int, default=22)
@@ -153,6 +99,8 @@ def main() -> int:
 
     from dandelion_client.file_mode import Utterance, run_file_session
 
+    from dandelion.eval.server import LocalServer
+    from dandelion.tools.machine import describe_machine
     from dandelion.tools.say import Speaker
 
     workdir = Path(tempfile.mkdtemp(prefix="dandelion-bench-"))
@@ -161,7 +109,8 @@ def main() -> int:
     for index in range(args.turns + 1):  # the first turn warms up and is not counted
         text = QUESTIONS[index % len(QUESTIONS)]
         utterances.append(Utterance.load(speaker.say(text, workdir / f"q{index}.wav")))
-    server, url = (None, args.url) if args.url else _start_server(args.config)
+    server = contextlib.ExitStack()
+    url = args.url or server.enter_context(LocalServer(args.config, num_cpus=2))
     print(f"server: {url}; {args.turns} turns + 1 warm-up, streamed in real time", flush=True)
     try:
         rows: list[dict[str, float]] = []
@@ -180,9 +129,7 @@ def main() -> int:
             lateness.extend(_video_lateness_ms(recorder.events))
             print(f"  {len(rows)} turns measured", flush=True)
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(60)
+        server.close()
     rows = rows[1:]
     lines = [
         "| stage (ms after the end of speech unless noted) | p50 | p95 |",
@@ -204,7 +151,8 @@ def main() -> int:
     heading = VIDEO_HEADING if args.video else PLAIN_HEADING
     section = (
         f"{heading}\n\n"
-        f"Measured {datetime.date.today()} on {_machine()}, by `benchmarks/voice_to_voice.py`: "
+        f"Measured {datetime.date.today()} on {describe_machine()}, "
+        "by `benchmarks/voice_to_voice.py`: "
         f"{len(rows)} turns (Piper-spoken questions streamed in real time, one warm-up turn "
         "dropped), default settings (end-of-turn silence 500 ms, speculative start at 200 ms)"
         f"{', avatar video on (JPEG, 25 fps)' if args.video else ''}.\n\n"

@@ -22,8 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
     import ray
     from ray import serve
 
+    from dandelion.protocol import SESSION_PATH
     from dandelion.serve.app import APP_NAME, build_app
-    from dandelion.serve.gateway import SESSION_PATH
 
     if settings.avatar.enabled:
         # Checked before Ray starts: a photo with no face is a clear error now, not a replica

@@ -11,8 +11,6 @@ import asyncio
 import datetime
 import fnmatch
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +24,7 @@ from dandelion.errors import DandelionError
 from dandelion.eval.metrics import ScenarioScore, score_scenario
 from dandelion.eval.report import aggregate, compare, metrics_table, scenarios_table, to_json
 from dandelion.eval.scenario import Scenario, Suite, builtin_suites, load_suite
+from dandelion.tools.machine import describe_machine
 
 WARM_UP = "Hello, can you hear me?"
 
@@ -281,17 +280,3 @@ def _progress(number: int, total: int, score: ScenarioScore, seconds: float) -> 
         f"[{number:>{len(str(total))}}/{total}] {score.name} ({seconds:.0f} s): "
         f"turns {taken}{latency} | {verdict}"
     )
-
-
-def describe_machine() -> str:
-    """CPU model, cores, memory and Python version of this machine, for result headers."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, Python {platform.python_version()}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from dandelion.errors import DandelionError
-from dandelion.serve.gateway import SESSION_PATH
+from dandelion.protocol import SESSION_PATH
 
 START_TIMEOUT_S = 300.0
 """Ray, then every model: ~15 s warm; the first start after an install is much slower."""

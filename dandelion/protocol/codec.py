@@ -19,6 +19,8 @@ from dandelion.protocol.events import (
     SessionUpdate,
 )
 
+SESSION_PATH = "/v1/session"
+"""The WebSocket route of a session on the gateway."""
 PROTOCOL_VERSION = "dandelion.v1"
 INPUT_SAMPLE_RATE = 16_000
 INPUT_CHANNELS = 1

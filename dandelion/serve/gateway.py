@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 
 from dandelion.backends.vad.silero import SileroVAD
 from dandelion.config import AppSettings
-from dandelion.protocol import PROTOCOL_VERSION
+from dandelion.protocol import PROTOCOL_VERSION, SESSION_PATH
 from dandelion.serve.metrics import RayTelemetry
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("dandelion").setLevel(
     logging.DEBUG if os.environ.get("DANDELION_DEBUG") else logging.INFO
 )
-
-SESSION_PATH = "/v1/session"
 
 
 @serve.ingress()

@@ -85,8 +85,8 @@ def server() -> Iterator[Server]:
     import ray
     from ray import serve
 
+    from dandelion.protocol import SESSION_PATH
     from dandelion.serve.app import APP_NAME, build_app
-    from dandelion.serve.gateway import SESSION_PATH
 
     port = _free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,15 +14,10 @@ from typing import Any
 import pytest
 
 from dandelion.config import AppSettings
+from dandelion.eval.server import free_port as _free_port
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 JFK = SHARED / "data" / "speech" / "jfk.flac"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -38,8 +32,8 @@ def server_url(metrics_port: int) -> Iterator[str]:
     import ray
     from ray import serve
 
+    from dandelion.protocol import SESSION_PATH
     from dandelion.serve.app import APP_NAME, build_app
-    from dandelion.serve.gateway import SESSION_PATH
 
     port = _free_port()
     ray.init(

@@ -1,0 +1,107 @@
+"""The scenario format: what loads, what is refused and how clearly, and the defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dandelion.cli import main
+from dandelion.eval.scenario import Scenario, SuiteError, Turn, builtin_suites, load_suite
+
+
+def _suite(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text("suite: mine\nscenarios:\n" + body)
+    return path
+
+
+def test_the_shipped_suites_load_with_their_files() -> None:
+    assert {"smoke", "conversation"} <= set(builtin_suites())
+    for name in builtin_suites():
+        suite, folder = load_suite(name)
+        for scenario in suite.scenarios:
+            for turn in scenario.turns:
+                if turn.file is not None:
+                    assert (folder / turn.file).is_file()
+
+
+def test_the_conversation_suite_covers_every_kind_of_failure() -> None:
+    suite, _ = load_suite("conversation")
+    assert len(suite.scenarios) >= 40
+    tags = {tag for s in suite.scenarios for tag in s.tags}
+    wanted = {
+        "short_question", "one_word", "pause", "long", "memory", "interruption", "backchannel",
+        "echo", "non_speech", "level", "noise", "channel", "language", "spoken_form", "case",
+    }  # fmt: skip
+    assert wanted <= tags
+    voices = {t.voice or suite.voice for s in suite.scenarios for t in s.turns if t.say}
+    assert len(voices - {"espeak:es", "espeak:de"}) >= 3  # three distinct English speakers
+    cases = {Path(t.file).stem for s in suite.scenarios for t in s.turns if t.file}
+    shared_cases = {"bc_uhhuh", "long_29s", "nonword_sigh", "pause_midsentence_1.3s"}
+    assert shared_cases | {"q_price", "q_story", "stereo_antiphase"} <= cases
+
+
+def test_a_turn_has_exactly_one_source(tmp_path: Path) -> None:
+    path = _suite(tmp_path, "  - name: x\n    turns:\n      - {say: hi, file: a.wav}\n")
+    with pytest.raises(SuiteError, match="exactly one of say, file, sound"):
+        load_suite(str(path))
+
+
+def test_an_edit_is_one_key(tmp_path: Path) -> None:
+    body = (
+        "  - name: x\n    turns:\n      - say: hi\n        edits: [{gain_db: -6, reverse: true}]\n"
+    )
+    with pytest.raises(SuiteError, match="an edit is exactly one of"):
+        load_suite(str(_suite(tmp_path, body)))
+
+
+def test_a_missing_file_names_its_scenario(tmp_path: Path) -> None:
+    path = _suite(tmp_path, "  - name: lost\n    turns:\n      - file: nowhere.wav\n")
+    with pytest.raises(SuiteError, match=r"scenario 'lost' turn 1: no file 'nowhere\.wav'"):
+        load_suite(str(path))
+
+
+def test_names_are_unique_and_the_first_turn_speaks_first(tmp_path: Path) -> None:
+    twice = "  - name: a\n    turns: [{say: hi}]\n  - name: a\n    turns: [{say: ho}]\n"
+    with pytest.raises(SuiteError, match="unique"):
+        load_suite(str(_suite(tmp_path, twice)))
+    over = "  - name: b\n    turns: [{say: hi, over_reply_s: 1.0}]\n"
+    with pytest.raises(SuiteError, match="no reply to speak over"):
+        load_suite(str(_suite(tmp_path, over)))
+
+
+def test_unknown_suite_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match="give a built-in suite"):
+        load_suite("no-such-suite")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("suite: [unclosed\n")
+    with pytest.raises(SuiteError, match="not valid YAML"):
+        load_suite(str(bad))
+
+
+def test_defaults_follow_the_kind_of_turn() -> None:
+    question = Turn(say="Book a table for [pause 1.3] four.")
+    assert question.spoken_text == "Book a table for four."
+    assert question.reference == "Book a table for four."
+    assert question.expects_one_turn and not question.expects_ignored
+    uhhuh = Turn(say="Uh-huh.", kind="backchannel", over_reply_s=1.0)
+    assert uhhuh.expects_ignored and not uhhuh.expects_one_turn and uhhuh.reference is None
+    noise = Turn(sound={"kind": "pink"}, kind="non_speech")  # type: ignore[arg-type]
+    assert noise.expects_ignored and noise.reference is None
+    scenario = Scenario(name="s", turns=[question])
+    assert (scenario.settle_s, scenario.reply_timeout_s) == (3.0, 60.0)
+
+
+def test_the_cli_refuses_a_broken_suite_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _suite(tmp_path, "  - name: x\n    turns:\n      - {say: hi, voice: piper, file: a}\n")
+    assert main(["eval", "--suite", str(path), "--list"]) == 2
+    assert "exactly one of say, file, sound" in capsys.readouterr().err
+
+
+def test_the_cli_lists_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--suite", "smoke", "--list"]) == 0
+    listed = capsys.readouterr().out.split("\n")
+    assert listed[0].startswith("capital_of_france")
