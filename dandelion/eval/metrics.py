@@ -18,6 +18,7 @@ Definitions (docs/evaluation.md, "Metrics", says the same in prose):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -48,16 +49,19 @@ SPOKEN_SYMBOLS = {
 
 
 @cache
-def _normalizer() -> object:
+def _normalizer(english: bool) -> Callable[[str], str]:
+    from whisper_normalizer.basic import BasicTextNormalizer
     from whisper_normalizer.english import EnglishTextNormalizer
 
-    return EnglishTextNormalizer()
+    return EnglishTextNormalizer() if english else BasicTextNormalizer()  # type: ignore[no-any-return]
 
 
-def normalize(text: str) -> str:
+def normalize(text: str, english: bool = True) -> str:
     """Whisper's English normalizer (the field's standard for WER): lower case, no punctuation,
-    numbers as digits ("four" and "4" agree), fillers ("um", "uh") removed, spellings unified."""
-    return " ".join(str(_normalizer()(text)).split())  # type: ignore[operator]
+    numbers as digits ("four" and "4" agree, "8.5 million" is "8500000"), fillers ("um", "uh")
+    removed, spellings unified. `english=False`: Whisper's basic one (lower case, no
+    punctuation, words left as they are)."""
+    return " ".join(str(_normalizer(english)(text)).split())
 
 
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
@@ -74,9 +78,13 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 
 
 def contains(text: str, phrase: str) -> bool:
-    """`phrase` appears in `text` as whole words, after `normalize` on both."""
-    needle = normalize(phrase)
-    return bool(needle) and f" {needle} " in f" {normalize(text)} "
+    """`phrase` appears in `text` as whole words, after either normalizer on both ("four"
+    matches "4" through the English one, "million" matches "8.5 million" through the basic)."""
+    for english in (True, False):
+        needle = normalize(phrase, english)
+        if needle and f" {needle} " in f" {normalize(text, english)} ":
+            return True
+    return False
 
 
 def spoken_symbols(text: str) -> list[str]:

@@ -525,6 +525,13 @@ def test_reply_contains_matches_whole_words_only() -> None:
     assert turn.failures == ["reply \"The capital of France is Paris.\" should hold any of ['par']"]
 
 
+def test_reply_contains_finds_words_the_english_normalizer_turns_into_digits() -> None:
+    # The English normalizer writes "8.5 million" as "8500000"; the word is still there.
+    assert contains("About 8.5 million people live there.", "million")
+    assert contains("It costs six dollars and fifty cents.", "$6.50")
+    assert not contains("About 8.5 million people live there.", "billion")
+
+
 def test_reply_contains_none_fails_on_a_forbidden_word() -> None:
     spec, run = answered_question(reply_contains_any=["Paris"], reply_contains_none=["france"])
     turn = first(score_scenario(spec, run))
