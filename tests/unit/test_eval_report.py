@@ -90,8 +90,9 @@ def test_aggregate_counts_and_rates() -> None:
     assert metrics["barge_ins_missed"].value == 0
     assert metrics["false_barge_ins"].value == 2
     assert metrics["false_barge_ins"].detail == "backchannel: 1, echo: 1"
-    # The answered non-speech sound and the answered phantom turn are both replies to no speech.
-    assert metrics["replies_to_non_speech"].value == 2
+    # The answered non-speech sound, and apart from it the answered phantom turn.
+    assert metrics["replies_to_non_speech"].value == 1
+    assert metrics["phantom_turns_answered"].value == 1
     assert metrics["backchannels_answered"].value == 1
     assert metrics["backchannels_answered"].detail == "of 2"
     assert metrics["answers_correct"].value == pytest.approx(50.0)
