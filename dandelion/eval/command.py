@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import fnmatch
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from dandelion.errors import DandelionError
-from dandelion.eval.metrics import ScenarioScore, score_scenario
+from dandelion.eval.metrics import ScenarioScore
 from dandelion.eval.report import aggregate, compare, metrics_table, scenarios_table, to_json
 from dandelion.eval.scenario import Scenario, Suite, builtin_suites, load_suite
 from dandelion.tools.machine import describe_machine
-
-WARM_UP = "Hello, can you hear me?"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,51 +102,41 @@ def _run(
     output: Path,
     baseline: dict[str, Any] | None,
 ) -> int:
-    from dandelion.eval.build import BuiltTurn, build_turn
-    from dandelion.eval.voices import VoiceBank
+    from dandelion.eval.bench import Bench, Judge, build_suite
 
     audio_dir = output / "audio" if args.keep_audio else Path(tempfile.mkdtemp(prefix="dndl-eval-"))
-    audio_dir.mkdir(parents=True, exist_ok=True)
-    voices = VoiceBank()
-    built: dict[str, list[BuiltTurn]] = {}
-    started = time.monotonic()
-    live = sys.stdout.isatty()
-    print(f"building the audio of {len(scenarios)} scenarios ...", flush=True)
-    for number, scenario in enumerate(scenarios, 1):
-        if live:
-            print(f"\r  {number}/{len(scenarios)} {scenario.name:50}", end="", flush=True)
-        built[scenario.name] = [
-            build_turn(
-                turn,
-                folder=folder,
-                default_voice=suite.voice,
-                workdir=audio_dir,
-                voices=voices,
-                name=f"{scenario.name}-{index + 1}",
-            )
-            for index, turn in enumerate(scenario.turns)
-        ]
-    if live:
-        print("\r" + " " * 60 + "\r", end="")
-    print(f"  built in {time.monotonic() - started:.0f} s", flush=True)
-    warm_up = None
-    if not args.no_warm_up:
-        warm_up = _warm_up_scenario(voices, audio_dir)
-    judge = _Judge(args.asr_model)
-    if args.url:
-        scores = asyncio.run(
-            _run_all(args.url, scenarios, built, args.sessions, judge, warm_up, output, args)
-        )
-        server = args.url
-    else:
-        from dandelion.eval.server import LocalServer
+    built = build_suite(suite, folder, scenarios, audio_dir)
+    judge = Judge(args.asr_model)
+    with contextlib.ExitStack() as stack:
+        url = args.url
+        if url is None:
+            from dandelion.eval.server import LocalServer
 
-        print("starting a server (dandelion serve) ...", flush=True)
-        with LocalServer(args.config) as url:
-            scores = asyncio.run(
-                _run_all(url, scenarios, built, args.sessions, judge, warm_up, output, args)
-            )
-        server = f"dandelion serve{' --config ' + args.config if args.config else ''}"
+            print("starting a server (dandelion serve) ...", flush=True)
+            url = stack.enter_context(LocalServer(args.config))
+        timelines = stack.enter_context((output / "timelines.jsonl").open("w"))
+        bench = Bench(
+            url, built, judge, timelines, args.sessions, audio_dir if args.keep_audio else None
+        )
+        try:
+            asyncio.run(bench.run(scenarios, warm_up=not args.no_warm_up))
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the results of {len(bench.scores)} finished scenarios follow")
+    server = args.url or f"dandelion serve{' --config ' + args.config if args.config else ''}"
+    order = {s.name: i for i, s in enumerate(scenarios)}
+    scores = sorted(bench.scores, key=lambda score: order[score.name])
+    _write_results(args, suite, scores, server, output, baseline)
+    return 0
+
+
+def _write_results(
+    args: argparse.Namespace,
+    suite: Suite,
+    scores: list[ScenarioScore],
+    server: str,
+    output: Path,
+    baseline: dict[str, Any] | None,
+) -> None:
     metrics = aggregate(scores)
     info = {
         "suite": suite.suite,
@@ -171,112 +156,11 @@ def _run(
         "",
         scenarios_table(scores),
     ]
-    if baseline is not None:
-        deltas = compare(results, baseline)
-        markdown += ["", f"## Against {args.compare}", "", deltas]
-    (output / "results.md").write_text("\n".join(markdown) + "\n")
     print()
     print(metrics_table(metrics))
     if baseline is not None:
+        deltas = compare(results, baseline)
+        markdown += ["", f"## Against {args.compare}", "", deltas]
         print(f"\nagainst {args.compare}:\n{deltas}")
+    (output / "results.md").write_text("\n".join(markdown) + "\n")
     print(f"\nresults: {output / 'results.md'}, {output / 'results.json'}")
-    return 0
-
-
-def _warm_up_scenario(voices: Any, audio_dir: Path) -> tuple[Scenario, list[Any]]:
-    from dandelion.eval.build import build_turn
-
-    scenario = Scenario.model_validate({"name": "warm-up", "turns": [{"say": WARM_UP}]})
-    built = [
-        build_turn(
-            scenario.turns[0],
-            folder=audio_dir,
-            default_voice="piper",
-            workdir=audio_dir,
-            voices=voices,
-            name="warm-up",
-        )
-    ]
-    return scenario, built
-
-
-class _Judge:
-    """The bench's own ASR: transcribes each reply as it played, to hear what was said. It uses
-    faster-whisper's long-form transcription (30 s windows in turn), not the server's
-    short-window path: replies can last a minute."""
-
-    def __init__(self, model_path: str | None) -> None:
-        from faster_whisper import WhisperModel
-
-        from dandelion.backends.asr.faster_whisper import resolve_whisper_model
-
-        path = resolve_whisper_model(model_path)
-        self._model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=2)
-
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
-        if not len(audio):
-            return ""
-        segments, _ = self._model.transcribe(
-            audio, language="en", beam_size=5, condition_on_previous_text=False
-        )
-        return " ".join(segment.text.strip() for segment in segments)
-
-
-async def _run_all(
-    url: str,
-    scenarios: list[Scenario],
-    built: dict[str, Any],
-    sessions: int,
-    judge: _Judge,
-    warm_up: tuple[Scenario, list[Any]] | None,
-    output: Path,
-    args: argparse.Namespace,
-) -> list[ScenarioScore]:
-    from dandelion.eval.runner import ScenarioRun
-
-    if warm_up is not None:
-        print("warming up the server (one unscored turn) ...", flush=True)
-        await ScenarioRun(url, *warm_up).run()
-    gate = asyncio.Semaphore(sessions)
-    finished = 0
-    timelines = (output / "timelines.jsonl").open("w")
-
-    async def one(scenario: Scenario) -> ScenarioScore:
-        nonlocal finished
-        async with gate:
-            began = time.monotonic()
-            timeline, played = await ScenarioRun(url, scenario, built[scenario.name]).run()
-            for turn, audio in played.items():
-                timeline.heard[turn] = await asyncio.to_thread(judge.transcribe, audio)
-                if args.keep_audio:
-                    _save_reply(output / "audio" / f"{scenario.name}-reply-{turn}.wav", audio)
-            score = score_scenario(scenario, timeline)
-        finished += 1
-        timelines.write(json.dumps({"scenario": scenario.name, **timeline.to_dict()}) + "\n")
-        timelines.flush()
-        print(_progress(finished, len(scenarios), score, time.monotonic() - began), flush=True)
-        return score
-
-    try:
-        return list(await asyncio.gather(*(one(s) for s in scenarios)))
-    finally:
-        timelines.close()
-
-
-def _save_reply(path: Path, audio: npt.NDArray[np.float32]) -> None:
-    import soundfile as sf
-
-    sf.write(str(path), audio, 16_000, subtype="PCM_16")
-
-
-def _progress(number: int, total: int, score: ScenarioScore, seconds: float) -> str:
-    taken = "/".join(str(len(t.server_turns)) for t in score.turns)
-    v2v = [t.voice_to_voice_s for t in score.turns if t.voice_to_voice_s is not None]
-    latency = f" v2v {', '.join(f'{v:.2f}' for v in v2v)} s" if v2v else ""
-    verdict = "pass" if score.passed else "FAIL " + "; ".join(score.all_failures())
-    if len(verdict) > 300:
-        verdict = verdict[:297] + "..."
-    return (
-        f"[{number:>{len(str(total))}}/{total}] {score.name} ({seconds:.0f} s): "
-        f"turns {taken}{latency} | {verdict}"
-    )

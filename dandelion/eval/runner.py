@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dandelion.errors import DandelionError
 from dandelion.eval.build import BuiltTurn
 from dandelion.eval.metrics import TOLERANCE_MS
 from dandelion.eval.microphone import Microphone
@@ -28,6 +29,11 @@ _CONNECT_TIMEOUT_S = 60.0  # the first session of a fresh server waits for its m
 
 class ConnectionLost(Exception):
     """The server closed the session before the scenario was over."""
+
+
+class ServerUnreachable(DandelionError):
+    """No session could be opened at the URL (nothing listens, not a Dandelion server, or no
+    `session.created` in time)."""
 
 
 class _Listener:
@@ -83,9 +89,13 @@ class ScenarioRun:
     async def run(self) -> tuple[Timeline, dict[int, npt.NDArray[np.float32]]]:
         import websockets
 
-        async with websockets.connect(
-            self.url, max_size=None, open_timeout=_CONNECT_TIMEOUT_S
-        ) as ws:
+        try:
+            connection = await websockets.connect(
+                self.url, max_size=None, open_timeout=_CONNECT_TIMEOUT_S
+            )
+        except (OSError, TimeoutError, websockets.InvalidURI, websockets.InvalidHandshake) as exc:
+            raise ServerUnreachable(f"no Dandelion server at {self.url} ({exc})") from exc
+        async with connection as ws:
             reader = asyncio.create_task(self._read(ws))
             sender: asyncio.Task[None] | None = None
             try:
@@ -121,7 +131,7 @@ class ScenarioRun:
             lambda: self.listener.first("session.created"), _CONNECT_TIMEOUT_S
         )
         if created is None:
-            raise TimeoutError("no session.created from the server")
+            raise ServerUnreachable(f"{self.url}: no session.created in {_CONNECT_TIMEOUT_S:.0f} s")
         settings = self.scenario.session
         if settings is None:
             return
