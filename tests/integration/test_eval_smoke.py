@@ -35,9 +35,11 @@ def test_smoke_suite_runs_and_writes_every_result(server_url: str, tmp_path: Pat
     results = json.loads((out / "results.json").read_text())
     assert [s["name"] for s in results["scenarios"]] == names
     assert set(results["metrics"]) == {m.key for m in aggregate([])}
-    # The run itself went through: every turn spoken, no timeout or lost connection.
+    # The run itself went through: every turn spoken, the connection kept. (A reply that never
+    # ends, such as an echo loop, is the server's score, not the bench's failure.)
     for scenario in results["scenarios"]:
-        assert not [f for f in scenario["failures"] if "run:" in f or "not spoken" in f]
+        lost = [f for f in scenario["failures"] if "not spoken" in f or "connection" in f]
+        assert not lost, done.stdout
     # Measurements were made, whatever their values: latency of answered turns, WER where a
     # reference exists, and the replies transcribed again for symbols read aloud.
     assert results["metrics"]["voice_to_voice_p50"] is not None
