@@ -62,6 +62,8 @@ class _Listener:
                 self.speaker = Loudspeaker(int(event["output_audio"]["sample_rate"]))
             elif kind == "response.interrupted" and self.speaker is not None:
                 self.speaker.stop(int(event["turn_id"]), now)
+            elif kind == "input_audio.speech_stopped" and self.speaker is not None:
+                self.speaker.stop_all(now)  # a new turn: the old reply is over (protocol §9)
         self.events.append({**event, "t": round(now, 4)})
         self.changed.set()
 

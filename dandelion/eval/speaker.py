@@ -42,8 +42,8 @@ class Loudspeaker:
 
     def play(self, turn_id: int, pcm16: bytes, at: float) -> None:
         """A frame of PCM16LE at the output rate arrived at client time `at`."""
-        for other, track in self._tracks.items():
-            if other != turn_id and track.stop_t is None:
+        for other in self._tracks:
+            if other != turn_id:
                 self.stop(other, at)  # a new reply's audio: the old one is over
         if turn_id not in self._tracks:
             self._tracks[turn_id] = _Track(start_t=at, end_t=at)
@@ -60,6 +60,10 @@ class Loudspeaker:
         track = self._tracks.get(turn_id)
         if track is not None and track.stop_t is None:
             track.stop_t = at
+
+    def stop_all(self, at: float) -> None:
+        for turn_id in self._tracks:
+            self.stop(turn_id, at)
 
     def playing(self, now: float) -> bool:
         return any(t.start_t <= now < t.played_until() for t in self._tracks.values())

@@ -84,3 +84,13 @@ def test_echo_is_the_played_reply_delayed_and_attenuated() -> None:
         mic.frame()
     later = np.frombuffer(mic.frame(), "<i2").astype(np.float32) / 32767
     assert abs(float(np.sqrt(np.mean(later**2))) - 0.35 * 0.1) < 0.005  # -20 dB of the reply
+
+
+def test_stop_all_ends_every_reply_and_leaves_new_ones_free() -> None:
+    speaker = Loudspeaker(OUT)
+    speaker.play(1, _tone(2.0), at=0.0)
+    speaker.stop_all(at=0.5)  # a new turn began
+    speaker.play(2, _tone(0.5), at=0.6)
+    records = speaker.record()
+    assert records[1].cut and records[1].end_t == 0.5
+    assert not records[2].cut and speaker.playing(0.7)
