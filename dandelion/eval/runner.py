@@ -21,7 +21,7 @@ from dandelion.eval.metrics import TOLERANCE_MS
 from dandelion.eval.microphone import Microphone
 from dandelion.eval.scenario import Scenario
 from dandelion.eval.speaker import Loudspeaker
-from dandelion.eval.timeline import Timeline, UtteranceRecord, server_turns
+from dandelion.eval.timeline import ServerTurn, Timeline, UtteranceRecord, server_turns
 from dandelion.protocol import MediaKind, decode_media_frame
 
 _CONNECT_TIMEOUT_S = 60.0  # the first session of a fresh server waits for its models
@@ -45,6 +45,8 @@ class _Listener:
         self.speaker: Loudspeaker | None = None
         self.changed = asyncio.Event()
         self.closed = False
+        self._turns: list[ServerTurn] = []
+        self._turns_at = 0
 
     def on_message(self, message: str | bytes) -> None:
         now = self.clock()
@@ -69,6 +71,12 @@ class _Listener:
 
     def first(self, kind: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e["type"] == kind), None)
+
+    def turns(self) -> list[ServerTurn]:
+        """The server's turns so far (read again only when something new arrived)."""
+        if self._turns_at != len(self.events):
+            self._turns, self._turns_at = server_turns(self.events), len(self.events)
+        return self._turns
 
 
 class ScenarioRun:
@@ -200,7 +208,7 @@ class ScenarioRun:
         since = previous.audio_start_ms
 
         def reply_audio() -> float | None:
-            for turn in server_turns(self.listener.events):
+            for turn in self.listener.turns():
                 if turn.audio_end_ms >= since and turn.first_audio_t is not None:
                     return speaker.first_audio_t(turn.turn_id)
             return None
@@ -221,7 +229,7 @@ class ScenarioRun:
         settle_until = previous.audio_end_ms / 1000 + self.scenario.settle_s
 
         def free() -> bool:
-            turns = server_turns(self.listener.events)
+            turns = self.listener.turns()
             if any(t.status is None for t in turns) or speaker.playing(self._now()):
                 return False
             heard = self._speech_pending()
