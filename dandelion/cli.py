@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from dandelion.errors import DandelionError
 from dandelion.profiles import PROFILES, profile_settings
 
 
@@ -29,7 +30,6 @@ def _serve(args: argparse.Namespace) -> int:
         # Checked before Ray starts: a photo with no face is a clear error now, not a replica
         # that fails and retries. The landmarks found here are cached for the deployment.
         from dandelion.avatar import load_portrait
-        from dandelion.errors import DandelionError
 
         try:
             load_portrait(settings.avatar.portrait_path, size=settings.avatar.size)
@@ -159,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     eval_command.add_arguments(evaluate)
     evaluate.set_defaults(run=eval_command.main)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except DandelionError as exc:  # a settings file that does not load, said in one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -25,6 +25,23 @@ class StageError(DandelionError):
     retryable = True
 
 
+class SettingsError(DandelionError):
+    """A settings or suite file that cannot be read or breaks its schema: says where and why."""
+
+
+def validation_summary(exc: Exception) -> str:
+    """A pydantic ValidationError as one line per error, `where.in.the.file: what is wrong`."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)
+
+
 def require_file(path: str, what: str, hint: str) -> str:
     from pathlib import Path
 

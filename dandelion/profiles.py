@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from dandelion.config import (
     AppSettings,
@@ -31,6 +32,7 @@ from dandelion.config import (
     TTSSettings,
     VLLMSettings,
 )
+from dandelion.errors import SettingsError, validation_summary
 
 # Where the GPU profiles expect the operator's weights (a path on every GPU node, or baked into
 # the image).
@@ -215,13 +217,24 @@ def profile_settings(profile: str = "cpu", path: str | Path | None = None) -> Ap
 
     Nested sections merge: `{llm: {model_path: X}}` on the gpu profile keeps its other LLM
     settings. A deployment that should run a fixed replica count sets `autoscaling: null`.
+
+    Raises SettingsError for an unknown profile, or a file that cannot be read, is not YAML, or
+    holds settings that do not exist or are out of range (naming each one).
     """
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
+        raise SettingsError(f"unknown profile {profile!r}: one of {', '.join(PROFILES)}")
     settings = PROFILES[profile]()
     if path is None:
         return settings
-    loaded = yaml.safe_load(Path(path).read_text())
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise SettingsError(f"settings file {path}: not valid YAML: {exc}") from exc
     if loaded is not None and not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping of settings")
-    return AppSettings.model_validate(_merge(settings.model_dump(), loaded or {}))
+        raise SettingsError(f"settings file {path}: expected a mapping of settings")
+    try:
+        return AppSettings.model_validate(_merge(settings.model_dump(), loaded or {}))
+    except ValidationError as exc:
+        raise SettingsError(f"settings file {path}: {validation_summary(exc)}") from exc

@@ -29,14 +29,17 @@ models' warm-up."""
 
 
 def build_suite(
-    suite: Suite, folder: Path, scenarios: list[Scenario], audio_dir: Path
+    suite: Suite, folder: Path, scenarios: list[Scenario], audio_dir: Path, warm_up: bool = True
 ) -> dict[str, list[BuiltTurn]]:
     """Every turn's audio, by scenario name (and the warm-up's, under "warm-up")."""
     voices = VoiceBank()
     live = sys.stdout.isatty()
     started = time.monotonic()
-    print(f"building the audio of {len(scenarios)} scenarios ...", flush=True)
-    built = {"warm-up": _build(WARM_UP_SCENARIO, audio_dir, audio_dir, "piper", voices)}
+    count = f"{len(scenarios)} scenario{'s' if len(scenarios) > 1 else ''}"
+    print(f"building the audio of {count} ...", flush=True)
+    built = {}
+    if warm_up:
+        built["warm-up"] = _build(WARM_UP_SCENARIO, audio_dir, audio_dir, "piper", voices)
     for number, scenario in enumerate(scenarios, 1):
         if live:
             print(f"\r  {number}/{len(scenarios)} {scenario.name:50}", end="", flush=True)
@@ -96,8 +99,8 @@ class Bench:
     timelines: IO[str]
     """Where each scenario's timeline goes, one JSON line each, as it finishes."""
     sessions: int = 1
-    replies_dir: Path | None = None
-    """Where each reply as played is saved as a WAV (None: not saved)."""
+    audio_dir: Path | None = None
+    """Where each scenario's microphone stream and replies as played are saved (None: not)."""
     scores: list[ScenarioScore] = field(default_factory=list)
     _unreachable: int = 0
 
@@ -120,17 +123,17 @@ class Bench:
 
     async def _one(self, scenario: Scenario, total: int) -> ScenarioScore:
         began = time.monotonic()
+        keep = self.audio_dir is not None
+        run = ScenarioRun(self.url, scenario, self.built[scenario.name], keep_microphone=keep)
         try:
-            timeline, played = await ScenarioRun(
-                self.url, scenario, self.built[scenario.name]
-            ).run()
+            timeline, played = await run.run()
         except ServerUnreachable as exc:
             self._unreachable += 1
-            timeline, played = Timeline(notes=[str(exc)]), {}
+            timeline, played = Timeline(aborted=str(exc)), {}
         for turn, audio in played.items():
             timeline.heard[turn] = await asyncio.to_thread(self.judge.transcribe, audio)
-            if self.replies_dir is not None:
-                _save(self.replies_dir / f"{scenario.name}-reply-{turn}.wav", audio)
+        if self.audio_dir is not None:
+            _keep_audio(self.audio_dir, scenario.name, run.microphone(), played)
         score = score_scenario(scenario, timeline)
         self.scores.append(score)
         self.timelines.write(json.dumps({"scenario": scenario.name, **timeline.to_dict()}) + "\n")
@@ -139,11 +142,18 @@ class Bench:
         return score
 
 
-def _save(path: Path, audio: npt.NDArray[np.float32]) -> None:
+def _keep_audio(
+    folder: Path, name: str, microphone: bytes, played: dict[int, npt.NDArray[np.float32]]
+) -> None:
+    """NAME-microphone.wav (all that was sent, echo included) and NAME-reply-TURN.wav (each
+    reply as it played), 16 kHz."""
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), audio, 16_000, subtype="PCM_16")
+    folder.mkdir(parents=True, exist_ok=True)
+    sent = np.frombuffer(microphone, dtype="<i2")
+    sf.write(str(folder / f"{name}-microphone.wav"), sent, 16_000, subtype="PCM_16")
+    for turn, audio in played.items():
+        sf.write(str(folder / f"{name}-reply-{turn}.wav"), audio, 16_000, subtype="PCM_16")
 
 
 def progress(number: int, total: int, score: ScenarioScore, seconds: float) -> str:

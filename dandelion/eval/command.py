@@ -1,7 +1,9 @@
 """`dandelion eval`: build a suite's audio, run it against a server, score it, write the results.
 
-Exit status: 0 when the suite ran (whatever its scores: it is a bench, not a test), 2 when it
-could not (a suite that does not load, a server that does not start, no server at `--url`).
+Exit status: 0 when every scenario ran to its end (whatever the scores: it is a bench, not a
+test); 1 when the results were written but the run was cut short (Ctrl-C or SIGTERM, or the
+server lost on the way: results.json says `"complete": false`); 2 when it could not run (a bad
+option, a suite or settings file that does not load, a server that does not start or answer).
 """
 
 from __future__ import annotations
@@ -12,16 +14,31 @@ import contextlib
 import datetime
 import fnmatch
 import json
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from dandelion.errors import DandelionError
 from dandelion.eval.metrics import ScenarioScore
-from dandelion.eval.report import aggregate, compare, metrics_table, scenarios_table, to_json
+from dandelion.eval.report import (
+    aggregate,
+    check_baseline,
+    compare,
+    deltas,
+    metrics_table,
+    scenarios_table,
+    to_json,
+)
 from dandelion.eval.scenario import Scenario, Suite, builtin_suites, load_suite
 from dandelion.tools.machine import describe_machine
+
+
+class UsageError(DandelionError):
+    """An option that cannot work, said before anything runs."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,56 +47,86 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="smoke",
         help=f"a built-in suite ({', '.join(builtin_suites())}) or a suite YAML file",
     )
-    parser.add_argument("--url", help="a running server's WebSocket URL (default: start one)")
-    parser.add_argument("--config", help="settings YAML for the server started here")
+    parser.add_argument(
+        "--url", help="a running server's WebSocket URL, ws://HOST:PORT/v1/session (default: "
+        "start one here)"
+    )  # fmt: skip
+    parser.add_argument("--config", help="settings YAML for the server started here (not --url)")
     parser.add_argument(
         "--scenario",
         action="append",
         default=[],
-        metavar="NAME",
-        help="run only these scenarios (shell patterns allowed; repeatable)",
+        metavar="PATTERN",
+        help="run only scenarios whose name matches (shell patterns; repeatable: any of them)",
     )
-    parser.add_argument("--tag", action="append", default=[], help="run only scenarios tagged so")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        help="run only scenarios with this tag (repeatable: any of them; with --scenario: both)",
+    )
     parser.add_argument(
         "--sessions", type=int, default=1, help="scenarios run at once (default 1: latency)"
     )
     parser.add_argument("--output", help="results folder (default eval-results/SUITE-TIME)")
-    parser.add_argument("--compare", metavar="BASELINE.json", help="print deltas to a results.json")
-    parser.add_argument("--asr-model", help="Whisper (CTranslate2) folder that transcribes replies")
-    parser.add_argument("--keep-audio", action="store_true", help="keep built audio and replies")
+    parser.add_argument(
+        "--compare", metavar="BASELINE.json", help="deltas against an earlier results.json"
+    )
+    parser.add_argument(
+        "--asr-model", help="Whisper (CTranslate2) folder that transcribes the replies"
+    )
+    parser.add_argument(
+        "--keep-audio", action="store_true", help="keep the audio sent and the replies as WAVs"
+    )
     parser.add_argument("--no-warm-up", action="store_true", help="skip the unscored first turn")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
 
 
 def main(args: argparse.Namespace) -> int:
     try:
-        suite, folder = load_suite(args.suite)
-        scenarios = _select(suite, args.scenario, args.tag)
+        with _sigterm_as_interrupt():
+            return _main(args)
     except DandelionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
+    suite, folder = load_suite(args.suite)
+    scenarios = _select(suite, args.scenario, args.tag)
     if args.list:
         for scenario in scenarios:
             print(f"{scenario.name:40} {' '.join(scenario.tags):30} {scenario.description}")
         return 0
-    if args.sessions < 1:
-        print("error: --sessions must be at least 1", file=sys.stderr)
-        return 2
-    baseline = None
-    if args.compare:
-        try:
-            baseline = json.loads(Path(args.compare).read_text())
-        except (OSError, ValueError) as exc:
-            print(f"error: --compare {args.compare}: {exc}", file=sys.stderr)
-            return 2
+    _check_options(args)
+    baseline = _baseline(args.compare) if args.compare else None
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     output = Path(args.output or f"eval-results/{suite.suite}-{stamp}")
-    output.mkdir(parents=True, exist_ok=True)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output}: a file is there, not a folder")
     try:
-        return _run(args, suite, folder, scenarios, output, baseline)
-    except DandelionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--output {output}: {exc.strerror}") from exc
+    return _run(args, suite, folder, scenarios, output, baseline)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`timeout`, `kill`, a CI cancel) ends the run as Ctrl-C does: the finished
+    scenarios are written and the server started here is stopped."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _select(suite: Suite, names: list[str], tags: list[str]) -> list[Scenario]:
@@ -90,8 +137,35 @@ def _select(suite: Suite, names: list[str], tags: list[str]) -> list[Scenario]:
         and (not tags or set(tags) & set(s.tags))
     ]
     if not chosen:
-        raise DandelionError(f"no scenario of suite {suite.suite!r} matches {names or tags}")
+        wanted = [f"--scenario {n}" for n in names] + [f"--tag {t}" for t in tags]
+        raise UsageError(f"no scenario of suite {suite.suite!r} matches {' '.join(wanted)}")
     return chosen
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.sessions < 1:
+        raise UsageError("--sessions must be at least 1")
+    if args.url is not None:
+        if args.config:
+            raise UsageError("--config sets up the server started here; with --url, configure "
+                             "that server itself")  # fmt: skip
+        if not args.url.startswith(("ws://", "wss://")):
+            raise UsageError(
+                f"--url {args.url!r}: a WebSocket URL is needed, such as "
+                "ws://127.0.0.1:8000/v1/session (the session route of `dandelion serve`)"
+            )
+    elif args.config:
+        from dandelion.profiles import profile_settings
+
+        profile_settings("cpu", args.config)  # a settings file that cannot load fails here
+
+
+def _baseline(path: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--compare {path}: {exc}") from exc
+    return check_baseline(data, f"--compare {path}")
 
 
 def _run(
@@ -105,8 +179,9 @@ def _run(
     from dandelion.eval.bench import Bench, Judge, build_suite
 
     audio_dir = output / "audio" if args.keep_audio else Path(tempfile.mkdtemp(prefix="dndl-eval-"))
-    built = build_suite(suite, folder, scenarios, audio_dir)
+    built = build_suite(suite, folder, scenarios, audio_dir, warm_up=not args.no_warm_up)
     judge = Judge(args.asr_model)
+    interrupted = False
     with contextlib.ExitStack() as stack:
         url = args.url
         if url is None:
@@ -121,22 +196,26 @@ def _run(
         try:
             asyncio.run(bench.run(scenarios, warm_up=not args.no_warm_up))
         except KeyboardInterrupt:
-            print(f"\ninterrupted: the results of {len(bench.scores)} finished scenarios follow")
+            interrupted = True
+            print(f"\ninterrupted: writing the {len(bench.scores)} scenarios that finished")
     server = args.url or f"dandelion serve{' --config ' + args.config if args.config else ''}"
     order = {s.name: i for i, s in enumerate(scenarios)}
     scores = sorted(bench.scores, key=lambda score: order[score.name])
-    _write_results(args, suite, scores, server, output, baseline)
-    return 0
+    complete = _write_results(args, suite, scores, len(scenarios), server, output, baseline)
+    return 0 if complete and not interrupted else 1
 
 
 def _write_results(
     args: argparse.Namespace,
     suite: Suite,
     scores: list[ScenarioScore],
+    total: int,
     server: str,
     output: Path,
     baseline: dict[str, Any] | None,
-) -> None:
+) -> bool:
+    """Writes results.json and results.md, prints the table; whether all `total` scenarios ran
+    to their end."""
     metrics = aggregate(scores)
     info = {
         "suite": suite.suite,
@@ -146,21 +225,23 @@ def _write_results(
         "sessions": args.sessions,
     }
     results = to_json(scores, metrics, info)
-    (output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    markdown = [
+    results["complete"] = results["complete"] and len(scores) == total
+    heading = [
         f"# `dandelion eval --suite {suite.suite}`",
         "",
         f"{info['date']}, {info['machine']}; server: {server}; {args.sessions} session(s) at once.",
-        "",
-        metrics_table(metrics),
-        "",
-        scenarios_table(scores),
     ]
+    if not results["complete"]:
+        heading += ["", "**Incomplete run**: not every scenario ran to its end (below)."]
+    markdown = [*heading, "", metrics_table(metrics), "", scenarios_table(scores)]
     print()
     print(metrics_table(metrics))
     if baseline is not None:
-        deltas = compare(results, baseline)
-        markdown += ["", f"## Against {args.compare}", "", deltas]
-        print(f"\nagainst {args.compare}:\n{deltas}")
+        table = compare(results, baseline)
+        results["compared_to"] = {"baseline": args.compare, "deltas": deltas(results, baseline)}
+        markdown += ["", f"## Against {args.compare}", "", table]
+        print(f"\nagainst {args.compare}:\n{table}")
+    (output / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (output / "results.md").write_text("\n".join(markdown) + "\n")
     print(f"\nresults: {output / 'results.md'}, {output / 'results.json'}")
+    return bool(results["complete"])

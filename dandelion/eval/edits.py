@@ -194,6 +194,10 @@ def _with_silence(clip: Clip, at: int, samples: int) -> Clip:
 
 
 def _with_inserted_silence(clip: Clip, insert: InsertSilence) -> Clip:
+    if insert.at_s > len(clip.audio) / RATE:
+        raise SuiteError(
+            f"insert_silence at {insert.at_s:g} s: the audio lasts {len(clip.audio) / RATE:.2f} s"
+        )
     return _with_silence(
         clip, quietest_point(clip.audio, insert.at_s), round(insert.seconds * RATE)
     )

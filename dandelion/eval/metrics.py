@@ -64,17 +64,39 @@ def normalize(text: str, english: bool = True) -> str:
     return " ".join(str(_normalizer(english)(text)).split())
 
 
+_DIGIT_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+}
+
+
+def wer_words(text: str) -> list[str]:
+    """The words WER compares: `normalize`d, then a number said in pieces made one, as the
+    normalizer makes it from words ("five five five one two three four" is "5551234"; an ASR's
+    "555-1234" or "5 5 5. 1 2 3 4" become the same), and its stray "one" a digit."""
+    merged: list[str] = []
+    for word in normalize(text).split():
+        word = _DIGIT_WORDS.get(word, word)
+        if word.isdigit() and merged and merged[-1].isdigit():
+            merged[-1] += word
+        else:
+            merged.append(word)
+    return merged
+
+
 def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(substitutions + deletions + insertions, reference words), after `normalize`."""
+    """(substitutions + deletions + insertions, reference words), over `wer_words`."""
     import jiwer
 
-    ref, hyp = normalize(reference), normalize(hypothesis)
+    ref, hyp = wer_words(reference), wer_words(hypothesis)
     if not ref:
-        return len(hyp.split()), 0
+        return len(hyp), 0
     if not hyp:
-        return len(ref.split()), len(ref.split())
-    out = jiwer.process_words(ref, hyp)
-    return out.substitutions + out.deletions + out.insertions, len(ref.split())
+        return len(ref), len(ref)
+    out = jiwer.process_words(" ".join(ref), " ".join(hyp))
+    return out.substitutions + out.deletions + out.insertions, len(ref)
 
 
 def contains(text: str, phrase: str) -> bool:
@@ -145,13 +167,17 @@ class ScenarioScore:
     phantom_turns: int = 0
     phantom_answered: int = 0
     failures: list[str] = field(default_factory=list)
-    """Scenario-wide failures (phantom turns answered, the run's own notes)."""
+    """Scenario-wide failures (phantom turns answered, a reply that never ended)."""
+    aborted: str | None = None
+    """The run stopped before the scenario's end: not scored (timeline.py, `aborted`)."""
 
     @property
     def passed(self) -> bool:
-        return not self.failures and not any(t.failures for t in self.turns)
+        return not self.aborted and not self.failures and not any(t.failures for t in self.turns)
 
     def all_failures(self) -> list[str]:
+        if self.aborted:
+            return [f"not run to its end: {self.aborted}"]
         turn_failures = [f"turn {t.index + 1}: {f}" for t in self.turns for f in t.failures]
         return turn_failures + self.failures
 
@@ -205,6 +231,7 @@ def score_scenario(scenario: Scenario, timeline: Timeline) -> ScenarioScore:
         phantom_turns=len(phantoms),
         phantom_answered=len(answered_phantoms),
         failures=failures,
+        aborted=timeline.aborted,
     )
 
 
@@ -228,7 +255,8 @@ def _score_turn(
     score.cut_ins = len(ends_early)
     score.missed = not spec.expects_ignored and not mine
     final = max(mine, key=lambda t: t.audio_end_ms, default=None)
-    if final is not None and final not in ends_early and record.spans:
+    # Latency and length are measured on replies that should be made, not on answered noise.
+    if final is not None and final not in ends_early and record.spans and not spec.expects_ignored:
         end_t = record.spans[-1].end_t
         score.endpoint_delay_s = final.stopped_t - end_t
         if final.first_audio_t is not None:
@@ -236,7 +264,7 @@ def _score_turn(
     if final is not None:
         score.reply = final.text
         score.interrupted = final.interrupted_t is not None
-        if final.status == "completed" and not score.interrupted:
+        if final.status == "completed" and not score.interrupted and not spec.expects_ignored:
             score.reply_s = final.audio_s
     _check_expectations(spec, score)
     return score

@@ -33,9 +33,10 @@ class _Speaking:
 
 
 class Microphone:
-    def __init__(self, speaker: Loudspeaker, echo: Echo | None = None) -> None:
+    def __init__(self, speaker: Loudspeaker, echo: Echo | None = None, keep: bool = False) -> None:
         self._speaker = speaker
         self._echo = echo
+        self._kept: list[bytes] | None = [] if keep else None
         self._frames = 0
         self._speaking: _Speaking | None = None
         self.records: list[UtteranceRecord] = []
@@ -73,7 +74,14 @@ class Microphone:
             gain = 10 ** (self._echo.level_db / 20)
             out += gain * self._speaker.render(start_t - self._echo.delay_ms / 1000, FRAME)
         self._frames += 1
-        return (np.clip(out, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        frame = (np.clip(out, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+        if self._kept is not None:
+            self._kept.append(frame)
+        return frame
+
+    def recording(self) -> bytes:
+        """Every frame sent so far, PCM16LE at 16 kHz (empty unless made with `keep`)."""
+        return b"".join(self._kept or [])
 
     def _finish(self, speaking: _Speaking) -> None:
         def span(lo: int, hi: int) -> Span:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from dandelion.errors import SettingsError
 from dandelion.eval.metrics import ScenarioScore, TurnScore
 
 
@@ -39,10 +40,14 @@ def _turns(scores: list[ScenarioScore]) -> list[tuple[ScenarioScore, TurnScore]]
 
 
 def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
-    """The suite's metrics, in the order of the table (docs/evaluation.md defines each)."""
+    """The suite's metrics, in the order of the table (docs/evaluation.md defines each).
+    Scenarios whose run was cut short (no server, a lost connection) are left out of every
+    metric but the first two."""
+    not_run = [s for s in scores if s.aborted]
+    scores = [s for s in scores if not s.aborted]
     turns = [t for _, t in _turns(scores)]
     speech = [t for t in turns if t.kind == "speech"]
-    expected = [t for _, t in _turns(scores) if not t.ignored]
+    expected = [t for t in turns if not t.ignored]
     ref_words = sum(t.reference_words or 0 for t in turns)
     errors = sum(t.word_errors or 0 for t in turns if t.reference_words)
     endpoint = [t.endpoint_delay_s for t in turns if t.endpoint_delay_s is not None]
@@ -60,7 +65,9 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
     passed = sum(1 for s in scores if s.passed)
     causes = ", ".join(f"{c}: {false_barge.count(c)}" for c in sorted(set(false_barge)))
     return [
-        Metric("scenarios_passed", "scenarios passed", passed, "", f"of {len(scores)}", "higher"),
+        Metric("scenarios_passed", "scenarios passed", passed, "",
+               f"of {len(scores) + len(not_run)}", "higher"),
+        Metric("scenarios_not_run", "scenarios not run to their end", len(not_run), ""),
         Metric("wer", "word error rate", 100 * errors / ref_words if ref_words else None, "%",
                f"{errors} errors in {ref_words} words"),
         Metric("false_cut_ins", "false cut-ins (an utterance split into turns)",
@@ -77,8 +84,7 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
                f"{len(barge)} interruptions"),
         Metric("barge_in_p95", "barge-in time to silence p95", _pct(barge, 95), "s"),
         Metric("barge_ins_missed", "interruptions not heard", missed_barge, ""),
-        Metric("false_barge_ins", "false barge-ins (backchannel, echo, noise)", len(false_barge),
-               "", causes),
+        Metric("false_barge_ins", "false barge-ins (by cause)", len(false_barge), "", causes),
         Metric("replies_to_non_speech", "replies to non-speech",
                sum(1 for t in non_speech if t.answered), "", f"of {len(non_speech)} sounds"),
         Metric("phantom_turns_answered", "turns nobody spoke, answered (echo, noise)", phantoms,
@@ -115,8 +121,9 @@ def scenarios_table(scores: list[ScenarioScore]) -> str:
     ]
     for score in scores:
         taken = "/".join(str(len(t.server_turns)) for t in score.turns)
-        wers = [t.wer for t in score.turns if t.wer is not None]
-        wer = f"{100 * sum(wers) / len(wers):.0f}%" if wers else ""
+        words = sum(t.reference_words or 0 for t in score.turns)
+        errors = sum(t.word_errors or 0 for t in score.turns if t.reference_words)
+        wer = f"{100 * errors / words:.0f}%" if words else ""
         endpoint = ", ".join(
             _seconds(t.endpoint_delay_s) for t in score.turns if t.endpoint_delay_s is not None
         )
@@ -135,8 +142,11 @@ def _cell(text: str) -> str:
 def to_json(
     scores: list[ScenarioScore], metrics: list[Metric], info: dict[str, Any]
 ) -> dict[str, Any]:
+    """The results file: `info`, whether every scenario ran to its end, the metrics, and each
+    scenario's score (what `--compare` reads back)."""
     return {
         **info,
+        "complete": not any(s.aborted for s in scores),
         "metrics": {m.key: m.value for m in metrics},
         "metric_details": {m.key: m.detail for m in metrics},
         "scenarios": [
@@ -144,6 +154,7 @@ def to_json(
                 "name": s.name,
                 "tags": s.tags,
                 "passed": s.passed,
+                "aborted": s.aborted,
                 "failures": s.all_failures(),
                 "phantom_turns": s.phantom_turns,
                 "turns": [asdict(t) for t in s.turns],
@@ -153,20 +164,46 @@ def to_json(
     }
 
 
+def check_baseline(data: Any, source: str) -> dict[str, Any]:
+    """`data` if it is a results.json of this bench; SettingsError saying what is off if not."""
+    metrics = data.get("metrics") if isinstance(data, dict) else None
+    scenarios = data.get("scenarios") if isinstance(data, dict) else None
+    if not isinstance(metrics, dict) or not isinstance(scenarios, list):
+        raise SettingsError(f"{source}: not a results.json of `dandelion eval` (no metrics)")
+    for key, value in metrics.items():
+        if value is not None and not isinstance(value, int | float):
+            raise SettingsError(f"{source}: metric {key!r} is {value!r}, not a number")
+    for scenario in scenarios:
+        if not isinstance(scenario, dict) or not isinstance(scenario.get("name"), str):
+            raise SettingsError(f"{source}: a scenario without a name")
+    return dict(data)
+
+
+def deltas(now: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    """Each metric's value now minus its baseline (None where either is missing)."""
+    old = baseline["metrics"]
+    return {
+        key: value - old[key] if value is not None and old.get(key) is not None else None
+        for key, value in now["metrics"].items()
+    }
+
+
 def compare(now: dict[str, Any], baseline: dict[str, Any]) -> str:
-    """A Markdown table of each metric's baseline, value now and delta, then the scenarios whose
-    result changed."""
-    labels = {m.key: m for m in aggregate([])}
+    """A Markdown table of each metric's baseline, value now and delta, then what makes the two
+    runs hard to compare (another suite, other scenarios, a run cut short) and the scenarios
+    whose result changed."""
+    specs = {m.key: m for m in aggregate([])}
     lines = ["| metric | baseline | now | delta | |", "|---|---|---|---|---|"]
-    for key, value in now["metrics"].items():
-        old = baseline.get("metrics", {}).get(key)
-        spec = labels.get(key)
+    for key, diff in deltas(now, baseline).items():
+        spec = specs.get(key)
         if spec is None:
             continue
-        shown = [Metric(key, "", v, spec.unit).shown() for v in (old, value)]
+        shown = [
+            Metric(key, "", v, spec.unit).shown()
+            for v in (baseline["metrics"].get(key), now["metrics"][key])
+        ]
         delta, verdict = "", ""
-        if old is not None and value is not None:
-            diff = value - old
+        if diff is not None:
             delta = (
                 f"{diff:+.2f}"
                 if spec.unit == "s"
@@ -177,10 +214,28 @@ def compare(now: dict[str, Any], baseline: dict[str, Any]) -> str:
             if diff and spec.better:
                 verdict = "better" if (diff < 0) == (spec.better == "lower") else "worse"
         lines.append(f"| {spec.label} | {shown[0]} | {shown[1]} | {delta} | {verdict} |")
-    before = {s["name"]: s["passed"] for s in baseline.get("scenarios", [])}
+    notes = []
+    if baseline.get("suite") != now.get("suite"):
+        notes.append(
+            f"- the baseline is suite {baseline.get('suite')!r}, this run {now.get('suite')!r}"
+        )
+    names = {s["name"] for s in now["scenarios"]}
+    before = {s["name"]: s.get("passed") for s in baseline["scenarios"]}
+    if names != set(before):
+        notes.append(
+            f"- other scenarios: {len(set(before) - names)} only in the baseline, "
+            f"{len(names - set(before))} only in this run"
+        )
+    for label, run in (("the baseline", baseline), ("this run", now)):
+        if run.get("complete") is False:
+            notes.append(f"- {label} did not run every scenario to its end")
     changed = [
         f"- {s['name']}: {'now passes' if s['passed'] else 'now fails'}"
         for s in now["scenarios"]
         if s["name"] in before and before[s["name"]] != s["passed"]
     ]
-    return "\n".join(lines + (["", *changed] if changed else []))
+    if notes:
+        lines += ["", "Not like for like:", *notes]
+    if changed:
+        lines += ["", "Changed:", *changed]
+    return "\n".join(lines)

@@ -83,10 +83,13 @@ class ScenarioRun:
     """One scenario on one WebSocket session. `run()` returns its timeline and, per reply turn,
     the audio as it played (16 kHz), for the bench to transcribe."""
 
-    def __init__(self, url: str, scenario: Scenario, built: list[BuiltTurn]) -> None:
+    def __init__(
+        self, url: str, scenario: Scenario, built: list[BuiltTurn], keep_microphone: bool = False
+    ) -> None:
         self.url = url
         self.scenario = scenario
         self.built = built
+        self.keep_microphone = keep_microphone
         self._origin = time.monotonic()
         self.listener = _Listener(self._now)
         self.timeline = Timeline()
@@ -111,7 +114,9 @@ class ScenarioRun:
             try:
                 await self._open(ws)
                 assert self.listener.speaker is not None
-                self._mic = Microphone(self.listener.speaker, self.scenario.echo)
+                self._mic = Microphone(
+                    self.listener.speaker, self.scenario.echo, keep=self.keep_microphone
+                )
                 self._origin = time.monotonic()  # client time 0: the first frame's capture
                 sender = asyncio.create_task(self._send_audio(ws, self._mic))
                 await self._converse()
@@ -120,7 +125,7 @@ class ScenarioRun:
                 if history is not None:
                     self.timeline.history = list(history["items"])
             except (websockets.ConnectionClosed, ConnectionLost) as exc:
-                self.timeline.notes.append(f"the server closed the connection ({exc})")
+                self.timeline.aborted = f"the server closed the connection ({exc})"
             finally:
                 for task in (sender, reader):
                     if task is not None:
@@ -135,6 +140,10 @@ class ScenarioRun:
             self.timeline.playback = speaker.record()
             played = {turn: speaker.played(turn) for turn in self.timeline.playback}
         return self.timeline, played
+
+    def microphone(self) -> bytes:
+        """What the microphone sent, PCM16LE at 16 kHz, when made with `keep_microphone`."""
+        return self._mic.recording() if self._mic else b""
 
     async def _open(self, ws: Any) -> None:
         created = await self._wait(
@@ -202,18 +211,23 @@ class ScenarioRun:
         await asyncio.sleep(max(0.0, seconds))
 
     async def _over_reply(self, previous: UtteranceRecord, after_s: float) -> None:
-        """Wait for the reply to `previous` to start playing, then `after_s` more."""
+        """Wait for the reply to `previous` to start playing, then `after_s` more. When no turn
+        was taken `settle_s` after it, no reply is coming: say so, and speak now."""
         assert self.listener.speaker is not None
         speaker = self.listener.speaker
         since = previous.audio_start_ms
+        settle_until = previous.audio_end_ms / 1000 + self.scenario.settle_s
 
-        def reply_audio() -> float | None:
-            for turn in self.listener.turns():
+        def reply_audio() -> tuple[float | None] | None:
+            turns = self.listener.turns()
+            for turn in turns:
                 if turn.audio_end_ms >= since and turn.first_audio_t is not None:
-                    return speaker.first_audio_t(turn.turn_id)
-            return None
+                    return (speaker.first_audio_t(turn.turn_id),)
+            quiet = all(t.status is not None for t in turns) and self._speech_pending() is None
+            return (None,) if quiet and self._now() >= settle_until else None
 
-        started = await self._wait(reply_audio, self.scenario.reply_timeout_s)
+        found = await self._wait(reply_audio, self.scenario.reply_timeout_s, poll_s=0.05)
+        started = found[0] if found else None
         if started is None:
             self.timeline.notes.append(f"turn {previous.index + 1}: no reply to speak over")
             return

@@ -16,10 +16,23 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dandelion.errors import DandelionError
+from dandelion.errors import SettingsError, validation_summary
 
 PAUSE_MARKER = re.compile(r"\[pause\s+(\d+(?:\.\d+)?)\]", re.IGNORECASE)
 """`[pause 1.3]` inside a `say` text: that many seconds of silence at that word boundary."""
+MAX_PAUSE_S = 600.0
+VOICE_FORMS = (
+    "`piper`, `piper:/path/voice.onnx` or `espeak:<voice>` (espeak:en-us, espeak:en-gb+f3)"
+)
+
+
+def check_voice(voice: str) -> str:
+    """`voice` if it has one of the VOICE_FORMS (whether the voice exists is found at build)."""
+    kind, colon, name = voice.partition(":")
+    if voice == "piper" or (colon and kind in ("piper", "espeak") and name.strip()):
+        return voice
+    raise ValueError(f"unknown voice {voice!r}: use {VOICE_FORMS}")
+
 
 TurnKind = Literal["speech", "backchannel", "non_speech"]
 SoundKind = Literal["white", "pink", "brown", "babble", "music", "hum", "sigh"]
@@ -115,7 +128,8 @@ class Expect(_Model):
     interrupted: bool = False
     """The reply to this turn is cut by the next turn (an interruption meant by the user)."""
     ignored: bool | None = None
-    """No turn and no reply. Default: true for backchannels and non-speech."""
+    """No reply (a turn the server takes and drops as empty is fine). Default: true for
+    backchannels and non-speech."""
     max_reply_s: float | None = Field(default=None, gt=0)
     """The spoken reply lasts at most this long (seconds of audio)."""
 
@@ -147,6 +161,14 @@ class Turn(_Model):
             raise ValueError(f"a turn has exactly one of say, file, sound; got {sources or 'none'}")
         if self.voice is not None and self.say is None:
             raise ValueError("`voice` is for `say` turns")
+        if self.voice is not None:
+            check_voice(self.voice)
+        if self.say is not None:
+            if not self.spoken_text:
+                raise ValueError("`say` has no words to speak")
+            longest = max((float(p) for p in PAUSE_MARKER.findall(self.say)), default=0.0)
+            if longest > MAX_PAUSE_S:
+                raise ValueError(f"a [pause] lasts at most {MAX_PAUSE_S:g} s (got {longest:g})")
         return self
 
     @property
@@ -187,12 +209,13 @@ class Echo(_Model):
 class SessionSettings(_Model):
     """Sent as `session.update` before the first turn."""
 
-    instructions: str | None = None
-    end_of_turn_silence_ms: int | None = None
+    instructions: str | None = Field(default=None, max_length=8000)
+    end_of_turn_silence_ms: int | None = Field(default=None, ge=100, le=5000)
 
 
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
+    """Lower-case letters, digits, _ . - (it names files of the run)."""
     description: str = ""
     tags: list[str] = []
     session: SessionSettings | None = None
@@ -204,18 +227,31 @@ class Scenario(_Model):
 
     @field_validator("turns")
     @classmethod
-    def _first_turn_not_over_a_reply(cls, turns: list[Turn]) -> list[Turn]:
+    def _replies_to_speak_over(cls, turns: list[Turn]) -> list[Turn]:
         if turns and turns[0].over_reply_s is not None:
             raise ValueError("the first turn has no reply to speak over (over_reply_s)")
+        for index, turn in enumerate(turns):
+            following = turns[index + 1] if index + 1 < len(turns) else None
+            if turn.expect.interrupted and (following is None or following.over_reply_s is None):
+                raise ValueError(
+                    f"turn {index + 1} expects its reply interrupted: the next turn needs "
+                    "`over_reply_s` (when to speak over it)"
+                )
         return turns
 
 
 class Suite(_Model):
-    suite: str
+    suite: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=80)
+    """The suite's name (letters, digits, _ . -): it names the default results folder."""
     description: str = ""
     voice: str = "piper"
     """The default voice of `say` turns."""
     scenarios: list[Scenario] = Field(min_length=1)
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voice(cls, voice: str) -> str:
+        return check_voice(voice)
 
     @field_validator("scenarios")
     @classmethod
@@ -227,7 +263,7 @@ class Suite(_Model):
         return scenarios
 
 
-class SuiteError(DandelionError):
+class SuiteError(SettingsError):
     """A suite that cannot be found or read, with what is wrong and where."""
 
 
@@ -258,12 +294,14 @@ def load_suite(name_or_path: str) -> tuple[Suite, Path]:
     """
     path = suite_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
         suite = Suite.model_validate(data)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read it as a UTF-8 text file ({exc})") from exc
     except yaml.YAMLError as exc:
         raise SuiteError(f"{path}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
-        raise SuiteError(f"{path}: {exc}") from exc
+        raise SuiteError(f"{path}: {validation_summary(exc)}") from exc
     folder = path.resolve().parent
     for scenario in suite.scenarios:
         for index, turn in enumerate(scenario.turns):

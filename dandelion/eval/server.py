@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -46,6 +47,13 @@ class LocalServer:
         return f"ws://127.0.0.1:{self.port}{SESSION_PATH}"
 
     def __enter__(self) -> str:
+        try:
+            return self._start()
+        except BaseException:  # Ctrl-C or SIGTERM while it starts: no server is left behind
+            self.stop()
+            raise
+
+    def _start(self) -> str:
         command = [
             sys.executable, "-m", "dandelion.cli", "serve",
             "--port", str(self.port), "--num-cpus", str(self.num_cpus),
@@ -54,7 +62,11 @@ class LocalServer:
             command += ["--config", self.config]
         env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
         with self.log_path.open("wb") as log:
-            self._process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            # Its own process group: a Ctrl-C at the terminal reaches the bench, which stops
+            # the server in order (SIGINT, then the group killed if it hangs).
+            self._process = subprocess.Popen(
+                command, env=env, stdout=log, stderr=log, start_new_session=True
+            )
         deadline = time.monotonic() + START_TIMEOUT_S
         health = f"http://127.0.0.1:{self.port}/healthz"
         while time.monotonic() < deadline:
@@ -74,14 +86,21 @@ class LocalServer:
         raise ServerStartError(f"{why}; log {self.log_path}:\n{tail}")
 
     def stop(self) -> None:
+        """SIGINT, as Ctrl-C in its terminal (Ray shuts its replicas down); then its process
+        group is killed: the server itself if it hung for 60 s or a second interruption came,
+        and whatever Ray left behind."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGINT)
         try:
-            process.wait(60)
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(60)
         except subprocess.TimeoutExpired:
-            process.kill()
+            pass
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
     def __exit__(

@@ -70,7 +70,10 @@ class Timeline:
     """Each reply's audio, as it played, transcribed again by the bench's own ASR."""
     history: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    """What went wrong in the run itself (a timeout, a closed connection)."""
+    """What the run met that scores against the server (a reply that never ended in time)."""
+    aborted: str | None = None
+    """Why the run stopped before the scenario's end (no server, a closed connection): such a
+    scenario is not scored."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class Timeline:
             "heard": {str(k): v for k, v in self.heard.items()},
             "history": self.history,
             "notes": self.notes,
+            "aborted": self.aborted,
         }
 
 

@@ -16,11 +16,8 @@ import numpy as np
 from dandelion.backends.tts.piper import PiperSynthesizer
 from dandelion.config import TTSSettings
 from dandelion.eval.edits import RATE, Audio, find_spans
-from dandelion.eval.scenario import SuiteError
+from dandelion.eval.scenario import VOICE_FORMS, SuiteError
 
-VOICE_FORMS = (
-    "`piper`, `piper:/path/voice.onnx`, or `espeak:<voice>` (espeak:en-us, espeak:en-gb+f3)"
-)
 _KEEP_S = 0.03
 """Silence kept before and after trimmed speech, so the first and last phonemes stay whole."""
 _ESPEAK_WPM = 175

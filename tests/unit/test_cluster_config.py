@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from dandelion.config import AppSettings, DeploymentSettings
+from dandelion.errors import SettingsError
 from dandelion.profiles import PROFILES, profile_settings
 from dandelion.serve import manifests
 from dandelion.serve.config_render import PROFILE_HOSTS, applications, render_serve_config
@@ -289,7 +290,7 @@ def test_a_settings_file_merges_over_a_profile(tmp_path: Path) -> None:
     assert settings.deployments.tts.serve_options()["num_replicas"] == 2
     assert settings.deployments.tts.num_gpus == 0.1
     assert settings.deployments.asr == PROFILES["gpu-gguf"]().deployments.asr
-    with pytest.raises(ValueError, match="unknown profile"):
+    with pytest.raises(SettingsError, match="unknown profile"):
         profile_settings("tpu")
 
 

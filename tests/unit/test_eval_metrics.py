@@ -18,6 +18,7 @@ from dandelion.eval.metrics import (
     normalize,
     score_scenario,
     spoken_symbols,
+    wer_words,
     word_errors,
 )
 from dandelion.eval.report import aggregate
@@ -464,6 +465,9 @@ def test_answered_non_speech_fails_and_counts_as_reply_to_non_speech() -> None:
     assert first(result).missed is False  # nothing was to be taken
     assert first(result).failures == ['answered what should be ignored ("La la la.")']
     assert metric([result], "replies_to_non_speech") == 1
+    # A reply that should not exist is in no latency or length figure.
+    assert first(result).voice_to_voice_s is None and first(result).reply_s is None
+    assert metric([result], "voice_to_voice_p50") is None
 
 
 def test_answered_backchannel_counts_as_backchannel_answered() -> None:
@@ -490,6 +494,17 @@ def test_non_speech_turn_ended_empty_is_not_answered() -> None:
 
 
 # ---------------------------------------------------------------- answer correctness
+
+
+@pytest.mark.parametrize(
+    "heard",
+    ["My number is 555-1234.", "My number is 5 5 5. 1 2 3 4", "My number is 555 1234"],
+)
+def test_a_number_said_in_pieces_is_one_word_however_it_is_written(heard: str) -> None:
+    # The normalizer makes "five five five, one two three four" one token; an ASR writes it in
+    # pieces. Perfect transcripts must score 0 errors.
+    assert word_errors("My number is five five five, one two three four.", heard) == (0, 4)
+    assert wer_words("at six thirty") == wer_words("at 6:30") == ["at", "630"]
 
 
 def test_reply_contains_any_matches_after_normalizing() -> None:

@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
+from dandelion.errors import SettingsError
 from dandelion.eval.metrics import ScenarioScore, TurnScore
-from dandelion.eval.report import Metric, aggregate, compare, metrics_table, to_json
+from dandelion.eval.report import (
+    Metric,
+    aggregate,
+    check_baseline,
+    compare,
+    deltas,
+    metrics_table,
+    to_json,
+)
 
 
 def speech(index: int, **measured: Any) -> TurnScore:
@@ -171,6 +180,44 @@ def test_compare_lists_scenarios_whose_result_changed() -> None:
     now = to_json(suite(), aggregate(suite()), {})
     table = compare(now, baseline_of(now, {}, passed=False))
     # "greeting" failed in the baseline and passes now; "split" failed both times.
-    assert table.endswith("\n\n- greeting: now passes")
+    assert table.endswith("\n\nChanged:\n- greeting: now passes")
     table = compare(now, baseline_of(now, {}, passed=True))
-    assert table.endswith("\n\n- split: now fails")
+    assert table.endswith("\n\nChanged:\n- split: now fails")
+
+
+def test_a_scenario_cut_short_is_counted_apart_and_marks_the_run_incomplete() -> None:
+    lost = ScenarioScore("lost", [], [TurnScore(0, "speech", missed=True)], aborted="no server")
+    scores = [*suite(), lost]
+    metrics = by_key(aggregate(scores))
+    assert (metrics["scenarios_passed"].value, metrics["scenarios_passed"].detail) == (1, "of 3")
+    assert metrics["scenarios_not_run"].value == 1
+    # Its turn, never spoken, is in no metric: the two scored scenarios alone.
+    assert by_key(aggregate(suite()))["missed_turns"] == metrics["missed_turns"]
+    results = to_json(scores, aggregate(scores), {})
+    assert results["complete"] is False
+    assert results["scenarios"][-1]["failures"] == ["not run to its end: no server"]
+
+
+def test_compare_says_when_two_runs_are_not_like_for_like() -> None:
+    now = to_json(suite(), aggregate(suite()), {"suite": "smoke"})
+    other = to_json(suite()[:1], aggregate(suite()[:1]), {"suite": "mine"})
+    other["complete"] = False
+    table = compare(now, other)
+    assert "- the baseline is suite 'mine', this run 'smoke'" in table
+    assert "- other scenarios: 0 only in the baseline, 1 only in this run" in table
+    assert "- the baseline did not run every scenario to its end" in table
+    assert deltas(now, other)["scenarios_passed"] == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1, 2], "not a results.json"),
+        ({"metrics": {}}, "not a results.json"),
+        ({"metrics": {"wer": "high"}, "scenarios": []}, "metric 'wer' is 'high'"),
+        ({"metrics": {}, "scenarios": [{"passed": True}]}, "a scenario without a name"),
+    ],
+)
+def test_a_baseline_must_be_a_results_file(data: Any, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        check_baseline(data, "b.json")

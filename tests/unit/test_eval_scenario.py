@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,69 @@ def test_the_cli_lists_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--suite", "smoke", "--list"]) == 0
     listed = capsys.readouterr().out.split("\n")
     assert listed[0].startswith("capital_of_france")
+
+
+@pytest.mark.parametrize(
+    ("turns", "message"),
+    [
+        ("[{say: '[pause 2]'}]", "`say` has no words to speak"),
+        ("[{say: 'hi [pause 900] there'}]", "a [pause] lasts at most 600 s"),
+        ("[{say: hi, voice: festival}]", "unknown voice 'festival'"),
+        ("[{say: hi, expect: {interrupted: true}}]", "the next turn needs `over_reply_s`"),
+        ("[{say: hi, expect: {interrupted: true}}, {say: ho}]", "the next turn needs"),
+    ],
+)
+def test_turns_that_could_never_work_are_refused_at_load(
+    tmp_path: Path, turns: str, message: str
+) -> None:
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        load_suite(str(_suite(tmp_path, f"  - name: x\n    turns: {turns}\n")))
+
+
+def test_session_settings_are_checked_at_load(tmp_path: Path) -> None:
+    body = "  - name: x\n    session: {end_of_turn_silence_ms: -5}\n    turns: [{say: hi}]\n"
+    with pytest.raises(SuiteError, match="end_of_turn_silence_ms: Input should be greater"):
+        load_suite(str(_suite(tmp_path, body)))
+
+
+def test_a_suite_name_cannot_leave_the_results_folder(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("suite: ../../escaped\nscenarios: [{name: x, turns: [{say: hi}]}]\n")
+    with pytest.raises(SuiteError, match="suite: String should match pattern"):
+        load_suite(str(path))
+
+
+def test_a_suite_that_is_not_text_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"suite: \xff\xfe\n")
+    with pytest.raises(SuiteError, match="cannot read it as a UTF-8 text file"):
+        load_suite(str(path))
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--url", "http://127.0.0.1:8000/"], "a WebSocket URL is needed"),
+        (["--url", "ws://h:1/v1/session", "--config", "c.yaml"], "configure that server"),
+        (["--sessions", "0"], "--sessions must be at least 1"),
+        (["--tag", "nope"], "matches --tag nope"),
+        (["--config", "/nope.yaml"], "settings file /nope.yaml"),
+    ],
+)
+def test_options_that_cannot_work_fail_before_anything_runs(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--suite", "smoke", *options]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_baseline_that_is_not_results_is_refused_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for text, message in (("[1, 2]", "not a results.json"), ("{", "Expecting")):
+        (tmp_path / "b.json").write_text(text)
+        assert main(["eval", "--compare", str(tmp_path / "b.json")]) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert main(["eval", "--output", str(tmp_path / "file")]) == 2
+    assert "a file is there, not a folder" in capsys.readouterr().err
