@@ -182,6 +182,7 @@ def _run(
     built = build_suite(suite, folder, scenarios, audio_dir, warm_up=not args.no_warm_up)
     judge = Judge(args.asr_model)
     interrupted = False
+    server = args.url or f"dandelion serve{' --config ' + args.config if args.config else ''}"
     with contextlib.ExitStack() as stack:
         url = args.url
         if url is None:
@@ -190,18 +191,17 @@ def _run(
             print("starting a server (dandelion serve) ...", flush=True)
             url = stack.enter_context(LocalServer(args.config))
         timelines = stack.enter_context((output / "timelines.jsonl").open("w"))
-        bench = Bench(
-            url, built, judge, timelines, args.sessions, audio_dir if args.keep_audio else None
-        )
+        keep = audio_dir if args.keep_audio else None
+        bench = Bench(url, built, judge, timelines, args.sessions, keep)
         try:
             asyncio.run(bench.run(scenarios, warm_up=not args.no_warm_up))
         except KeyboardInterrupt:
             interrupted = True
             print(f"\ninterrupted: writing the {len(bench.scores)} scenarios that finished")
-    server = args.url or f"dandelion serve{' --config ' + args.config if args.config else ''}"
-    order = {s.name: i for i, s in enumerate(scenarios)}
-    scores = sorted(bench.scores, key=lambda score: order[score.name])
-    complete = _write_results(args, suite, scores, len(scenarios), server, output, baseline)
+        # Written before the server stops: a second Ctrl-C while it stops loses nothing.
+        order = {s.name: i for i, s in enumerate(scenarios)}
+        scores = sorted(bench.scores, key=lambda score: order[score.name])
+        complete = _write_results(args, suite, scores, len(scenarios), server, output, baseline)
     return 0 if complete and not interrupted else 1
 
 
