@@ -158,6 +158,13 @@ def _check_options(args: argparse.Namespace) -> None:
         from dandelion.profiles import profile_settings
 
         profile_settings("cpu", args.config)  # a settings file that cannot load fails here
+    if args.asr_model:
+        from dandelion.backends.asr.faster_whisper import resolve_whisper_model
+
+        try:
+            resolve_whisper_model(args.asr_model)
+        except DandelionError as exc:
+            raise UsageError(f"--asr-model {args.asr_model}: {exc}") from exc
 
 
 def _baseline(path: str) -> dict[str, Any]:
