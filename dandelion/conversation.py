@@ -44,15 +44,19 @@ class Conversation:
     max_messages: int = 40
     messages: list[Message] = field(default_factory=list)
 
-    def add_user(self, text: str) -> None:
+    def add_user(self, text: str, context: str | None = None) -> None:
+        """Add what the user said; `context` is the date-and-time line its prompt carried."""
         # Two user messages in a row (the user spoke again before hearing any reply) are one turn.
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1] = {
-                "role": "user",
+                **self.messages[-1],
                 "content": f"{self.messages[-1]['content']} {text}",
             }
         else:
-            self.messages.append({"role": "user", "content": text})
+            message = {"role": "user", "content": text}
+            if context:
+                message["context"] = context
+            self.messages.append(message)
         self._trim()
 
     def add_assistant(self, text: str) -> None:
@@ -68,15 +72,26 @@ class Conversation:
             else:
                 self.messages.pop()
 
-    def prompt(self, pending_user: str | None = None) -> list[Message]:
-        """The LLM prompt; `pending_user` is a user turn not committed yet (a speculative reply)."""
-        messages = [{"role": "system", "content": self.instructions}, *self.messages]
+    def prompt(self, pending_user: str | None = None, context: str | None = None) -> list[Message]:
+        """The LLM prompt; `pending_user` is a user turn not committed yet (a speculative reply).
+
+        Each user message opens with the date-and-time line it was first sent with (`context`
+        for a new one), so every earlier token of the prompt is the same as last turn's and the
+        LLM's prompt cache covers the whole history; only the LLM sees these lines.
+        """
+        messages = [{"role": "system", "content": self.instructions}]
+        for message in self.messages:
+            content = message["content"]
+            if message["role"] == "user" and message.get("context"):
+                content = f"{message['context']}\n{content}"
+            messages.append({"role": message["role"], "content": content})
         if pending_user is not None:
-            if messages[-1]["role"] == "user":
+            if self.messages and self.messages[-1]["role"] == "user":
                 merged = f"{messages[-1]['content']} {pending_user}"
                 messages[-1] = {"role": "user", "content": merged}
             else:
-                messages.append({"role": "user", "content": pending_user})
+                text = f"{context}\n{pending_user}" if context else pending_user
+                messages.append({"role": "user", "content": text})
         return messages
 
     def _trim(self) -> None:

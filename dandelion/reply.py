@@ -25,6 +25,7 @@ class Reply:
     confirmed: bool = False
     task: asyncio.Task[None] | None = None
     transcript: str | None = None
+    context: str | None = None  # the date-and-time line its prompt opened the user turn with
     text: str = ""
     tokens: int = 0  # text deltas from the LLM (one per token with llama.cpp)
     chunks: list[SpokenChunk] = field(default_factory=list)

