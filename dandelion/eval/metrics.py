@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from functools import cache
 
-from dandelion.eval.scenario import Scenario, Turn
+from dandelion.eval.scenario import Scenario, Turn, dated
 from dandelion.eval.timeline import ServerTurn, Timeline, UtteranceRecord, server_turns
 
 TOLERANCE_MS = 300
@@ -285,11 +286,13 @@ def _check_expectations(spec: Turn, score: TurnScore) -> None:
     if wer is not None and wer > expect.max_wer:
         fail.append(f"transcript {_quote(score.transcript)}: WER {wer:.0%}")
     if expect.reply_contains_any or expect.reply_contains_none:
-        hits = [p for p in expect.reply_contains_any if contains(score.reply, p)]
-        bad = [p for p in expect.reply_contains_none if contains(score.reply, p)]
+        today = date.today()
+        wanted_any = [dated(p, today) for p in expect.reply_contains_any]
+        hits = [p for p in wanted_any if contains(score.reply, p)]
+        bad = [p for p in expect.reply_contains_none if contains(score.reply, dated(p, today))]
         score.correct = (hits or not expect.reply_contains_any) and not bad
         if not score.correct:
-            wanted = f"none of {bad}" if bad else f"any of {expect.reply_contains_any}"
+            wanted = f"none of {bad}" if bad else f"any of {wanted_any}"
             fail.append(f"reply {_quote(score.reply)} should hold {wanted}")
     if expect.max_reply_s is not None and (score.reply_s or 0) > expect.max_reply_s:
         score.too_long = True

@@ -58,6 +58,8 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
     backchannels = [t for t in turns if t.kind == "backchannel"]
     phantoms = sum(s.phantom_answered for s in scores)
     checked = [t for t in turns if t.correct is not None]
+    # Answers that need something said in an earlier turn of the same conversation.
+    recalled = [t for s, t in _turns(scores) if "memory" in s.tags and t.correct is not None]
     lengths = [t.reply_s for t in turns if t.reply_s is not None]
     symbols = [t for t in turns if t.symbols]
     too_long = sum(1 for t in turns if t.too_long)
@@ -94,6 +96,10 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
         Metric("answers_correct", "answers correct",
                100 * sum(1 for t in checked if t.correct) / len(checked) if checked else None,
                "%", f"{sum(1 for t in checked if t.correct)} of {len(checked)}", "higher"),
+        Metric("memory_kept", "answers from memory correct",
+               100 * sum(1 for t in recalled if t.correct) / len(recalled) if recalled else None,
+               "%", f"{sum(1 for t in recalled if t.correct)} of {len(recalled)} "
+               "(scenarios tagged memory)", "higher"),
         Metric("reply_length_p50", "spoken reply length p50", _pct(lengths, 50), "s",
                f"{len(lengths)} replies", ""),
         Metric("reply_length_max", "spoken reply length max", max(lengths, default=None), "s",

@@ -9,6 +9,7 @@ Pure data: nothing here synthesizes, plays or scores.
 from __future__ import annotations
 
 import re
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -112,6 +113,21 @@ class Edit(_Model):
         return next(name for name in EDIT_NAMES if getattr(self, name) is not None)
 
 
+DATE_PLACEHOLDERS = ("weekday", "month", "day", "year")
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+
+
+def dated(phrase: str, today: date) -> str:
+    """`phrase` with its date placeholders filled in for `today`."""
+    values = {
+        "weekday": f"{today:%A}",
+        "month": f"{today:%B}",
+        "day": str(today.day),
+        "year": str(today.year),
+    }
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], phrase)
+
+
 class Expect(_Model):
     """What is right for one turn. Every field is optional; unset ones are not checked."""
 
@@ -121,8 +137,20 @@ class Expect(_Model):
     """The transcript is right enough when its word error rate is at most this."""
     reply_contains_any: list[str] = []
     """The reply's text holds at least one of these words or phrases (case and punctuation
-    ignored)."""
+    ignored). `{weekday}`, `{month}`, `{day}` and `{year}` stand for today's date on the machine
+    that scores the run ("{weekday}" is "Monday" on a Monday)."""
     reply_contains_none: list[str] = []
+
+    @field_validator("reply_contains_any", "reply_contains_none")
+    @classmethod
+    def _known_placeholders(cls, phrases: list[str]) -> list[str]:
+        for phrase in phrases:
+            for name in _PLACEHOLDER.findall(phrase):
+                if name not in DATE_PLACEHOLDERS:
+                    known = ", ".join(f"{{{n}}}" for n in DATE_PLACEHOLDERS)
+                    raise ValueError(f"unknown placeholder {{{name}}} in {phrase!r}: {known}")
+        return phrases
+
     one_turn: bool | None = None
     """The utterance becomes exactly one turn. Default: true for speech, unchecked otherwise."""
     interrupted: bool = False

@@ -221,3 +221,13 @@ def test_compare_says_when_two_runs_are_not_like_for_like() -> None:
 def test_a_baseline_must_be_a_results_file(data: Any, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         check_baseline(data, "b.json")
+
+
+def test_memory_kept_counts_answers_in_memory_scenarios_only() -> None:
+    recall = ScenarioScore(
+        "recall", ["memory"], [speech(0), speech(1, correct=True), speech(2, correct=False)]
+    )
+    metrics = by_key(aggregate([*suite(), recall]))
+    assert metrics["memory_kept"].value == pytest.approx(50.0)
+    assert metrics["memory_kept"].detail.startswith("1 of 2")
+    assert metrics["answers_correct"].detail == "2 of 4"

@@ -18,7 +18,7 @@ def _suite(tmp_path: Path, body: str) -> Path:
 
 
 def test_the_shipped_suites_load_with_their_files() -> None:
-    assert {"smoke", "conversation"} <= set(builtin_suites())
+    assert {"smoke", "conversation", "answers"} <= set(builtin_suites())
     for name in builtin_suites():
         suite, folder = load_suite(name)
         for scenario in suite.scenarios:
@@ -172,3 +172,29 @@ def test_a_baseline_that_is_not_results_is_refused_before_the_run(
     (tmp_path / "file").write_text("")
     assert main(["eval", "--output", str(tmp_path / "file")]) == 2
     assert "a file is there, not a folder" in capsys.readouterr().err
+
+
+def test_date_placeholders_are_filled_and_unknown_ones_refused(tmp_path: Path) -> None:
+    from datetime import date
+
+    from dandelion.eval.scenario import dated
+
+    assert dated("it is {weekday}, {day} {month} {year}", date(2026, 11, 30)) == (
+        "it is Monday, 30 November 2026"
+    )
+    body = (
+        "  - name: x\n    turns:\n      - say: what day is it\n"
+        "        expect: {reply_contains_any: ['{today}']}\n"
+    )
+    with pytest.raises(SuiteError, match=r"unknown placeholder \{today\}"):
+        load_suite(str(_suite(tmp_path, body)))
+
+
+def test_the_answers_suite_checks_at_least_thirty_answers_of_each_kind() -> None:
+    suite, _ = load_suite("answers")
+    checked = [t for s in suite.scenarios for t in s.turns if t.expect.reply_contains_any]
+    assert len(checked) >= 30
+    tags = {tag for s in suite.scenarios for tag in s.tags}
+    assert {"fact", "arithmetic", "memory", "date", "live_data", "spoken_form"} <= tags
+    memory = [s for s in suite.scenarios if "memory" in s.tags]
+    assert all(len(s.turns) >= 3 for s in memory)
