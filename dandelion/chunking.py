@@ -1,7 +1,10 @@
 """Split streamed LLM text into chunks a TTS can speak well, as early as possible.
 
 The first chunk may end at a clause (comma, colon) so the first audio starts sooner; later chunks
-end at sentences, which gives better prosody. Pure: text in, chunks out.
+end at sentences, which gives better prosody. A newline always ends a chunk (markdown list items
+and headings are spoken one by one); a line of markup only ("---", a table rule, a code fence)
+is no chunk. Abbreviations, initialisms ("U.S."), a list item's number ("2. ") and dots inside
+numbers, URLs and e-mail addresses end no sentence. Pure: text in, chunks out.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from dataclasses import dataclass
 
 _ABBREVIATIONS = frozenset(
     {"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "etc", "e.g", "i.e", "no", "approx"}
+    | {"mt", "fig", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov"}
+    | {"dec"}
 )
 _BREAK_BEFORE = frozenset(
     {
@@ -18,9 +23,15 @@ _BREAK_BEFORE = frozenset(
         "if", "than", "in", "on", "at", "of", "to", "for", "with", "from", "by", "as", "about",
     }
 )  # fmt: skip
-_SENTENCE_END = re.compile(r"[.!?;]+[\"')\]]*(?=\s)")
-_CLAUSE_END = re.compile(r"[,:\u2014]+(?=\s)")
+# A sentence or clause mark may be followed by closing quotes, brackets or markdown emphasis.
+_SENTENCE_END = re.compile(r"[.!?;]+[\"')\]*_]*(?=\s)")
+_CLAUSE_END = re.compile(r"[,:\u2014]+[*_]*(?=\s)")
 _WORD = re.compile(r"\S+")
+_SPOKEN_WORD = re.compile(r"\S*[^\W_]\S*")  # markup alone ("##", "-", "**") is no word
+_INITIALISM = re.compile(r"(?:[a-z]\.)+[a-z]")  # "u.s", "p.m" before their last dot
+_LIST_NUMBER = re.compile(r"\s*\d{1,9}")  # "2" before "2. " at the start of a line
+# A line that says nothing: rules, table rules, emphasis or heading marks alone, code fences.
+_MARKUP_ONLY = re.compile(r"[\s*_#>|`~=+:-]*|\s*(?:`{3,}|~{3,})[\w+#.-]*\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +57,7 @@ class SentenceChunker:
         chunks: list[str] = []
         while (cut := self._find_cut()) is not None:
             chunk, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:].lstrip()
-            if chunk:
+            if chunk and not _MARKUP_ONLY.fullmatch(chunk):
                 chunks.append(chunk)
                 self._emitted += 1
         return chunks
@@ -54,7 +65,7 @@ class SentenceChunker:
     def flush(self) -> list[str]:
         """The stream ended: whatever is left is the last chunk."""
         rest, self._buffer = self._buffer.strip(), ""
-        if not rest or not any(ch.isalnum() for ch in rest):
+        if not any(ch.isalnum() for ch in rest) or _MARKUP_ONLY.fullmatch(rest):
             return []
         self._emitted += 1
         return [rest]
@@ -68,19 +79,21 @@ class SentenceChunker:
         return cut
 
     def _boundary(self, buffer: str) -> int | None:
-        for match in _SENTENCE_END.finditer(buffer):
+        newline = buffer.find("\n")
+        line = buffer if newline < 0 else buffer[: newline + 1]
+        for match in _SENTENCE_END.finditer(line):
             end = match.end()
-            if self._is_abbreviation(buffer, match.start()):
+            if self._is_abbreviation(line, match.start()) or self._is_list_number(line, match):
                 continue
-            if self._words(buffer[:end]) >= self._min_words() or self._emitted == 0:
+            if self._words(line[:end]) >= self._min_words() or self._emitted == 0:
                 return end
         if self._emitted == 0:
-            for match in _CLAUSE_END.finditer(buffer):
-                if self._words(buffer[: match.end()]) >= self.config.first_chunk_min_words:
+            for match in _CLAUSE_END.finditer(line):
+                if self._words(line[: match.end()]) >= self.config.first_chunk_min_words:
                     return match.end()
-            if self.config.first_chunk_max_words:
-                return self._phrase_break(buffer)
-        return None
+            if self.config.first_chunk_max_words and (cut := self._phrase_break(line)):
+                return cut
+        return newline if newline >= 0 else None
 
     def _phrase_break(self, buffer: str) -> int | None:
         limit = self.config.first_chunk_max_words
@@ -100,11 +113,24 @@ class SentenceChunker:
 
     @staticmethod
     def _words(text: str) -> int:
-        return len(_WORD.findall(text))
+        return len(_SPOKEN_WORD.findall(text))
 
     @staticmethod
     def _is_abbreviation(text: str, dot: int) -> bool:
         if text[dot] != ".":
             return False
         word = text[:dot].rsplit(None, 1)[-1].lower() if text[:dot].strip() else ""
-        return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
+        word = word.lstrip("*_([{\"'")
+        return (
+            word in _ABBREVIATIONS
+            or (len(word) == 1 and word.isalpha())
+            or _INITIALISM.fullmatch(word) is not None
+        )
+
+    @staticmethod
+    def _is_list_number(text: str, match: re.Match[str]) -> bool:
+        """A list item's number at the start of a line ("2. Sleep") ends no sentence."""
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        return match.group() == "." and bool(
+            _LIST_NUMBER.fullmatch(text, line_start, match.start())
+        )

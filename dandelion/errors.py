@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dandelion.protocol.errors import RETRYABLE_CODES, ErrorCode
+
 
 class DandelionError(Exception):
     retryable = False
@@ -23,6 +25,25 @@ class StageError(DandelionError):
     """A model stage failed while serving a turn; the session goes on."""
 
     retryable = True
+
+
+class LLMServiceError(StageError):
+    """An LLM server refused or failed a turn's request: `code` (an `ErrorCode`) says which way.
+
+    The message names the server and model and what to check, never the API key. Raised in
+    the LLM replica, it reaches the gateway wrapped by Ray in an exception that is still an
+    LLMServiceError, its `code` and `message` those of the original.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retryable = code in RETRYABLE_CODES
+
+    def __reduce__(self) -> tuple[type[LLMServiceError], tuple[ErrorCode, str]]:
+        # Pickled across Ray: rebuilt from both arguments (Exception's default passes `args`).
+        return type(self), (self.code, self.message)
 
 
 class SettingsError(DandelionError):

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.chunking import SentenceChunker
 from dandelion.conversation import SpokenChunk
+from dandelion.errors import LLMServiceError
 from dandelion.protocol import (
     ErrorCode,
     MediaFrame,
@@ -30,6 +31,8 @@ from dandelion.protocol import (
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Reply
+from dandelion.reply_length import ReplyLengthCap
+from dandelion.spoken_form import to_spoken
 from dandelion.stages import Stages
 from dandelion.telemetry import Telemetry
 
@@ -56,6 +59,7 @@ class ReplyPipeline:
     `prompt(reply)`: the LLM messages for the reply. `commit(reply)`: write what is known of the
     turn into the conversation (nothing until it is confirmed). `video_codec()`: the session's
     avatar codec now ("off": no video). `face_s()`: the session's face clock now.
+    `max_reply_words`: the spoken-length cap (reply_length.py; 0: none).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class ReplyPipeline:
         commit: Callable[[Reply], None],
         video_codec: Callable[[], str],
         face_s: Callable[[], float],
+        max_reply_words: int = 0,
     ) -> None:
         self._stages = stages
         self._clock = clock
@@ -78,6 +83,7 @@ class ReplyPipeline:
         self._commit = commit
         self._video_codec = video_codec
         self._face_s = face_s
+        self._max_reply_words = max_reply_words
 
     async def run(self, reply: Reply) -> None:
         speaker: asyncio.Task[None] | None = None
@@ -132,6 +138,7 @@ class ReplyPipeline:
 
     async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
         chunker = SentenceChunker()
+        cap = ReplyLengthCap(self._max_reply_words)
         llm_start = self._clock()
         try:
             stream = self._stages.chat(self._prompt(reply))
@@ -146,16 +153,27 @@ class ReplyPipeline:
                         reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
                     )
                     for chunk in chunker.push(delta):
-                        chunks.put_nowait(chunk)
+                        if cap.admit(chunk):
+                            chunks.put_nowait(chunk)
+                    if cap.full:  # long enough: the LLM stops now, the reply ends with its sentence
+                        reply.text = cap.text
+                        break
             finally:
                 await stream.aclose()
         except (asyncio.CancelledError, _StageFailure):
             raise
+        except LLMServiceError as exc:
+            # The backend's code (llm_unauthorized, ...). Across Ray the error comes wrapped, still
+            # an LLMServiceError with the original's code and message, but its str is a traceback:
+            # the client gets the message alone.
+            code = ErrorCode(exc.code)
+            raise _StageFailure(code, LLMServiceError(code, exc.message)) from exc
         except Exception as exc:
             raise _StageFailure(ErrorCode.LLM_FAILED, exc) from exc
         finally:
             for chunk in chunker.flush():
-                chunks.put_nowait(chunk)
+                if cap.admit(chunk):
+                    chunks.put_nowait(chunk)
             chunks.put_nowait(None)
         reply.mark("llm_done_ms", self._clock())
         await self._emit_for(
@@ -165,15 +183,22 @@ class ReplyPipeline:
     async def _speak(
         self, reply: Reply, chunks: asyncio.Queue[str | None], speech_out: _Speech | None
     ) -> None:
-        """Synthesize each chunk and send its audio; hand each piece to the avatar, if any."""
+        """Synthesize each chunk and send its audio; hand each piece to the avatar, if any.
+
+        The TTS gets the chunk's spoken form (`to_spoken`: no markdown, numbers as words); the
+        reply's chunks keep the written text, as the user saw it, for the conversation history.
+        A chunk with nothing to say (markup or emoji only) is skipped.
+        """
         rate = self._stages.output_sample_rate
         frame_bytes = rate * _AUDIO_FRAME_MS // 1000 * 2
         seq = 0
         try:
             while (text := await chunks.get()) is not None:
+                if not (spoken := to_spoken(text)):
+                    continue
                 chunk_start = reply.samples_made
                 tts_start = self._clock()
-                speech = self._stages.speak(text)
+                speech = self._stages.speak(spoken)
                 try:
                     async for piece in speech:
                         pcm = piece.pcm

@@ -107,6 +107,7 @@ class Session:
             commit=self._commit,
             video_codec=lambda: self._video,
             face_s=self._face_s,
+            max_reply_words=settings.max_reply_words,
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -33,6 +33,10 @@ def load_chat_model(settings: LLMSettings) -> ChatModel | AsyncChatModel:
             return chat
         chat.start()
         return chat
+    if settings.backend == "openai":
+        from dandelion.backends.llm.openai_compat import OpenAICompatChat
+
+        return OpenAICompatChat(settings)
 
     from dandelion.backends.llm.llama_cpp import LlamaCppChat
 

@@ -371,3 +371,79 @@ def test_random_texts_reproduce_the_words() -> None:
         for split in (char_pieces, word_pieces, lambda t: small_pieces(t, rng.randint(0, 99))):
             chunks = chunks_of(text, split, ChunkerConfig(max_chars=rng.randint(10, 60)))
             assert_words_kept(text, chunks)
+
+
+# ---------------------------------------------------------------- written forms and markdown
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "It costs $4.50 at the shop today.",
+        "Please ask Dr. Smith about it today.",
+        "Pi is roughly 3.14 in most cases.",
+        "Take one, e.g. this one over here.",
+        "That is U.S. law for everyone here.",
+        "Please see example.com/a.b for more details.",
+        "Just write to ann@example.com for help.",
+        "Let us meet at 3:45 pm near the station.",
+        "The talk starts at 11:30 a.m. sharp tomorrow.",
+        "The launch is set for Nov. 30 in Florida.",
+    ],
+)
+def test_written_forms_are_not_split(split: Splitter, sentence: str) -> None:
+    # As the first chunk (where clauses and phrases may also end it) and as a later one.
+    assert chunks_of(sentence, split, ChunkerConfig(first_chunk_max_words=0)) == [sentence]
+    assert chunks_of("Okay. " + sentence + " Done.", split) == ["Okay.", sentence, "Done."]
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+def test_a_newline_ends_a_chunk(split: Splitter) -> None:
+    text = "Sure! Here is a plan:\n\n## Tips\n- Drink water\n- Sleep\nThat is all, enjoy."
+    assert chunks_of(text, split) == [
+        "Sure!",
+        "Here is a plan:",
+        "## Tips",
+        "- Drink water",
+        "- Sleep",
+        "That is all, enjoy.",
+    ]
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+def test_list_numbers_are_not_sentence_ends(split: Splitter) -> None:
+    text = "Okay.\n1. Drink water\n2. Sleep well. Really.\n10. Eat greens"
+    assert chunks_of(text, split) == [
+        "Okay.",
+        "1. Drink water",
+        "2. Sleep well. Really.",
+        "10. Eat greens",
+    ]
+    assert chunks_of("1. Drink water\n2. Sleep", split) == ["1. Drink water", "2. Sleep"]
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+def test_markup_only_lines_make_no_chunk(split: Splitter) -> None:
+    text = (
+        "Okay.\n\n---\n\n| Site | Price |\n|:---|---:|\n| Louvre | 22 |\n\n"
+        "```python\nprint(1)\n```\n***\n**\n> \nThe end.\n```"
+    )
+    assert chunks_of(text, split) == [
+        "Okay.",
+        "| Site | Price |",
+        "| Louvre | 22 |",
+        "print(1)",
+        "The end.",
+    ]
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+def test_markdown_emphasis_after_a_mark_still_ends_it(split: Splitter) -> None:
+    text = "**Of course you can:** here is how it works. And _that is important._ Keep it in mind."
+    assert chunks_of(text, split) == [
+        "**Of course you can:**",
+        "here is how it works.",
+        "And _that is important._",
+        "Keep it in mind.",
+    ]
