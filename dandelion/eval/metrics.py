@@ -151,6 +151,8 @@ class TurnScore:
     answered: bool = False
     correct: bool | None = None
     symbols: list[str] = field(default_factory=list)
+    server_timings: dict[str, float] = field(default_factory=dict)
+    """The server's timings (ms) of the reply whose voice-to-voice was measured."""
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -262,6 +264,7 @@ def _score_turn(
         score.endpoint_delay_s = final.stopped_t - end_t
         if final.first_audio_t is not None:
             score.voice_to_voice_s = final.first_audio_t - end_t
+            score.server_timings = final.timings
     if final is not None:
         score.reply = final.text
         score.interrupted = final.interrupted_t is not None

@@ -65,6 +65,12 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
     too_long = sum(1 for t in turns if t.too_long)
     missed_barge = sum(1 for t in turns if t.barge_in_missed)
     passed = sum(1 for s in scores if s.passed)
+
+    def stage(name: str) -> float | None:
+        """p50 of one server timing over the replies whose voice-to-voice was measured, in s."""
+        values = [t.server_timings[name] / 1000 for t in turns if name in t.server_timings]
+        return _pct(values, 50)
+
     causes = ", ".join(f"{c}: {false_barge.count(c)}" for c in sorted(set(false_barge)))
     return [
         Metric("scenarios_passed", "scenarios passed", passed, "",
@@ -82,6 +88,15 @@ def aggregate(scores: list[ScenarioScore]) -> list[Metric]:
         Metric("endpoint_delay_p95", "endpoint delay p95", _pct(endpoint, 95), "s"),
         Metric("voice_to_voice_p50", "voice-to-voice p50", _pct(v2v, 50), "s", f"{len(v2v)} turns"),
         Metric("voice_to_voice_p95", "voice-to-voice p95", _pct(v2v, 95), "s"),
+        # Where the time goes (the server's response.done timings; docs/protocol.md).
+        Metric("asr_p50", "server: ASR time p50", stage("asr_ms"), "s", "", ""),
+        Metric("llm_ttft_p50", "server: LLM time to first token p50", stage("llm_ttft_ms"),
+               "s", "", ""),
+        Metric("tts_first_audio_p50", "server: TTS time to first audio p50",
+               stage("tts_first_audio_ms"), "s", "", ""),
+        Metric("first_audio_ready_p50", "server: first audio ready after speech end p50",
+               stage("first_audio_ready_ms"), "s",
+               "replies start during the pause, before the end of turn is decided", ""),
         Metric("barge_in_p50", "barge-in time to silence p50", _pct(barge, 50), "s",
                f"{len(barge)} interruptions"),
         Metric("barge_in_p95", "barge-in time to silence p95", _pct(barge, 95), "s"),

@@ -106,6 +106,8 @@ class ServerTurn:
     interrupted_t: float | None = None
     audio_s: float = 0.0
     """Seconds of reply audio received."""
+    timings: dict[str, float] = field(default_factory=dict)
+    """The server's own account of where the time went (`response.done` timings, ms)."""
 
     @property
     def answered(self) -> bool:
@@ -140,4 +142,5 @@ def server_turns(events: list[dict[str, Any]]) -> list[ServerTurn]:
             turn.interrupted_t = event["t"]
         elif kind == "response.done":
             turn.status, turn.done_t, turn.text = event["status"], event["t"], event["text"]
+            turn.timings = dict(event.get("timings") or {})
     return list(turns.values())

@@ -231,3 +231,18 @@ def test_memory_kept_counts_answers_in_memory_scenarios_only() -> None:
     assert metrics["memory_kept"].value == pytest.approx(50.0)
     assert metrics["memory_kept"].detail.startswith("1 of 2")
     assert metrics["answers_correct"].detail == "2 of 4"
+
+
+def test_where_the_time_goes_comes_from_the_server_timings() -> None:
+    timed = ScenarioScore(
+        "timed",
+        [],
+        [
+            speech(0, voice_to_voice_s=0.9, server_timings={"asr_ms": 300.0, "llm_ttft_ms": 200.0}),
+            speech(1, voice_to_voice_s=1.1, server_timings={"asr_ms": 500.0, "llm_ttft_ms": 400.0}),
+        ],
+    )
+    metrics = by_key(aggregate([timed]))
+    assert metrics["asr_p50"].value == pytest.approx(0.4)
+    assert metrics["llm_ttft_p50"].value == pytest.approx(0.3)
+    assert metrics["tts_first_audio_p50"].value is None
