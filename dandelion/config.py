@@ -3,6 +3,7 @@ come from these, so a deployment's resources cannot drift from what the code exp
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -79,6 +80,31 @@ class OpenAISettings(_Settings):
     read_timeout_s: float = Field(default=15.0, gt=0)
     # A voice turn cannot wait for retries: a failed request is an error event at once.
     max_retries: int = Field(default=0, ge=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http(s) URL (e.g. http://127.0.0.1:8080/v1)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _named(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty model name: the name the server serves, or leave it unset")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, value: str | None) -> str | None:
+        # A pasted key is refused without being repeated: it must not reach logs.
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                "not an environment variable name (letters, digits, _): name the variable that "
+                "holds the key, never the key itself"
+            )
+        return value
 
 
 class LLMSettings(_Settings):

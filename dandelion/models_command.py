@@ -31,8 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "prepare", help="assemble and verify presets into the cache (default: the default one)"
     )
     prepare_cmd.add_argument("names", nargs="*", metavar="NAME", help=", ".join(PRESETS))
-    prepare_cmd.add_argument("--cache-dir", help="where to assemble (default: llm.cache_dir's)")
-    actions.add_parser("list", help="the presets and whether each is ready (the default action)")
+    cache_help = "the model cache (default: $DANDELION_CACHE_DIR, else ~/.cache/dandelion)"
+    prepare_cmd.add_argument("--cache-dir", help=cache_help)
+    list_cmd = actions.add_parser(
+        "list", help="the presets and whether each is ready (the default action)"
+    )
+    list_cmd.add_argument("--cache-dir", help=cache_help)
 
 
 def _bar(name: str) -> Progress:
@@ -67,7 +71,7 @@ def _state(preset: GGUFPreset, cache: Path) -> str:
 
 def main(args: argparse.Namespace) -> int:
     if args.action != "prepare":
-        cache = cache_dir()
+        cache = cache_dir(getattr(args, "cache_dir", None))
         print(f"LLM presets (llm.model; cache: {cache}):")
         for preset in PRESETS.values():
             default = " [default]" if preset.name == DEFAULT_PRESET else ""
@@ -75,8 +79,13 @@ def main(args: argparse.Namespace) -> int:
             print(f"  {'':14} {preset.size / 1e6:,.0f} MB, {preset.licence}, {preset.filename}")
             print(f"  {'':14} {_state(preset, cache)}")
         return 0
+    names = args.names or [DEFAULT_PRESET]
+    unknown = [name for name in names if name not in PRESETS]
+    if unknown:  # checked before anything is assembled
+        print(f"error: unknown preset {unknown[0]!r}: one of {', '.join(PRESETS)}", file=sys.stderr)
+        return 2
     status = 0
-    for name in args.names or [DEFAULT_PRESET]:
+    for name in names:
         started = time.monotonic()
         try:
             path = prepare(name, args.cache_dir, _bar(name))
@@ -84,6 +93,9 @@ def main(args: argparse.Namespace) -> int:
             print(f"\nerror: {exc}", file=sys.stderr)
             status = 2
             continue
+        except OSError as exc:  # a cache folder that is a file, not writable, a full disk
+            print(f"\nerror: cannot assemble {name} in the cache: {exc}", file=sys.stderr)
+            return 2
         print(
             f"{chr(13) if sys.stderr.isatty() else ''}{name}: ready in "
             f"{time.monotonic() - started:.1f} s (size and sha256 verified): {path}",

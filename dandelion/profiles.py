@@ -216,7 +216,9 @@ def profile_settings(profile: str = "cpu", path: str | Path | None = None) -> Ap
     """A profile's settings with a settings YAML (optional) merged on top, key by key.
 
     Nested sections merge: `{llm: {model_path: X}}` on the gpu profile keeps its other LLM
-    settings. A deployment that should run a fixed replica count sets `autoscaling: null`.
+    settings. Switching to `llm.backend: openai` also gives the LLM deployment CPU-only resources
+    (no GPU share, the server's own Python), unless the file sets `deployments.llm` itself. A
+    deployment that should run a fixed replica count sets `autoscaling: null`.
 
     Raises SettingsError for an unknown profile, or a file that cannot be read, is not YAML, or
     holds settings that do not exist or are out of range (naming each one).
@@ -234,7 +236,25 @@ def profile_settings(profile: str = "cpu", path: str | Path | None = None) -> Ap
         raise SettingsError(f"settings file {path}: not valid YAML: {exc}") from exc
     if loaded is not None and not isinstance(loaded, dict):
         raise SettingsError(f"settings file {path}: expected a mapping of settings")
+    overlay = loaded or {}
     try:
-        return AppSettings.model_validate(_merge(settings.model_dump(), loaded or {}))
+        merged = AppSettings.model_validate(_merge(settings.model_dump(), overlay))
     except ValidationError as exc:
         raise SettingsError(f"settings file {path}: {validation_summary(exc)}") from exc
+    own_llm_deployment = "llm" in (overlay.get("deployments") or {})
+    if (
+        merged.llm.backend == "openai"
+        and settings.llm.backend != "openai"
+        and not own_llm_deployment
+    ):
+        # The model runs elsewhere: the profile's LLM deployment (a GPU share, vLLM's Python)
+        # would hold resources for a replica that only streams HTTP.
+        deployments = merged.deployments.model_copy(update={"llm": _remote_llm()})
+        merged = merged.model_copy(update={"deployments": deployments})
+    return merged
+
+
+def _remote_llm() -> DeploymentSettings:
+    """The LLM deployment when the model is an OpenAI-compatible server: no GPU, little CPU,
+    many replies at once per replica (each is a waiting HTTP stream)."""
+    return DeploymentSettings(num_cpus=0.25, num_gpus=0.0, max_ongoing_requests=64)

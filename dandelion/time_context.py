@@ -1,10 +1,12 @@
 """The current date and time as the LLM is told it with each user turn. Pure.
 
-A model has no clock: without this, "what day is it" gets a made-up answer. The line goes at the
-start of the newest user message in the prompt only (the history keeps what was said): placed
-there, every earlier token of the prompt is unchanged from the last turn, so llama.cpp's prompt
-cache still covers the whole history, and every chat template accepts it (a second system
-message mid-conversation is refused by some, Mistral's among them).
+A model has no clock: without this, "what day is it" gets a made-up answer. Each user turn opens
+with the line for the moment it was said, in the LLM's prompt only (the history shown to clients
+keeps what was said). The line is stored with its turn (`Conversation.add_user(text, context)`)
+and rendered the same way in every later prompt, so each prompt begins with the last one's
+tokens and llama.cpp's prompt cache covers the whole history; and a line inside a user message
+suits every chat template (a second system message mid-conversation is refused by some,
+Mistral's among them).
 """
 
 from __future__ import annotations

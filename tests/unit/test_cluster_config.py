@@ -312,3 +312,34 @@ def test_cli_renders_the_committed_files(
         assert out.read_text() == (CLUSTER / name).read_text()
     with pytest.raises(SystemExit):
         main(["render-config", "--kuberay", "--profile", "cpu"])
+
+
+def test_an_openai_llm_on_the_gpu_profile_holds_no_gpu(tmp_path: Path) -> None:
+    path = tmp_path / "remote.yaml"
+    path.write_text(
+        "llm: {backend: openai, openai: {base_url: 'http://10.0.0.5:11434/v1', model: llama3.2,"
+        " api_key_env: null}}\n"
+    )
+    settings = profile_settings("gpu", path)
+    assert settings.deployments.llm.num_gpus == 0.0
+    assert settings.deployments.llm.runtime_env is None
+    assert settings.deployments.tts.num_gpus == 0.1  # the rest of the profile is kept
+    own = tmp_path / "own.yaml"
+    own.write_text(path.read_text() + "deployments: {llm: {num_cpus: 2}}\n")
+    assert profile_settings("gpu", own).deployments.llm.num_cpus == 2
+
+
+@pytest.mark.parametrize(
+    ("openai", "message"),
+    [
+        ("{base_url: '127.0.0.1:9/v1', model: m}", "not an http"),
+        ("{model: '  '}", "empty model name"),
+        ("{model: m, api_key_env: 'sk-proj-abc123SECRET'}", "never the key itself"),
+    ],
+)
+def test_openai_settings_are_checked_when_loaded(tmp_path: Path, openai: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"llm: {{backend: openai, openai: {openai}}}\n")
+    with pytest.raises(SettingsError, match=message) as refused:
+        profile_settings("cpu", path)
+    assert "SECRET" not in str(refused.value)

@@ -31,3 +31,14 @@ def test_zero_is_no_cap() -> None:
     cap = ReplyLengthCap(max_words=0)
     assert all(cap.admit("A sentence of several words.") for _ in range(50))
     assert not cap.full
+
+
+def test_words_are_counted_as_spoken() -> None:
+    cap = ReplyLengthCap(max_words=6)
+    assert cap.admit("It costs $1,234.50 in total.")  # "one thousand two hundred ... cents"
+    assert cap.full
+    markup = ReplyLengthCap(max_words=3)
+    assert markup.admit("| a | b | c |")  # three spoken words, no sentence end
+    assert not markup.full
+    assert markup.admit("**That is all.** 🎉")
+    assert markup.full

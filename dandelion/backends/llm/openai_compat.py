@@ -82,7 +82,9 @@ class OpenAICompatChat:
             )
             try:
                 async for chunk in stream:
-                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    choice = chunk.choices[0] if chunk.choices else None
+                    # Some servers send choices without a delta (a final usage chunk, a role).
+                    delta = getattr(getattr(choice, "delta", None), "content", None)
                     if delta:
                         received += len(delta)
                         yield delta
@@ -92,6 +94,12 @@ class OpenAICompatChat:
                 await stream.close()
         except openai.APIError as exc:
             raise self.service_error(exc, received) from exc
+        except ValueError as exc:  # a body that is not OpenAI's stream format (bad JSON)
+            raise LLMServiceError(
+                ErrorCode.LLM_FAILED,
+                f"{self._where} sent a stream this client cannot read ({type(exc).__name__}), "
+                f"{received} characters in: is llm.openai.base_url an OpenAI-compatible API?",
+            ) from exc
 
     async def aclose(self) -> None:
         """Close the client's connections (on the loop that used them)."""
@@ -117,8 +125,8 @@ class OpenAICompatChat:
             if status == 404:
                 return LLMServiceError(
                     ErrorCode.LLM_NOT_FOUND,
-                    f"{where} answered 404 ({detail}): check llm.openai.base_url (most servers' "
-                    "ends in /v1) and llm.openai.model.",
+                    f"{where} answered 404 ({detail}): check llm.openai.base_url (on most servers "
+                    "it ends in /v1) and llm.openai.model.",
                 )
             if status == 429:
                 return LLMServiceError(

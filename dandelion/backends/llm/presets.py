@@ -137,7 +137,7 @@ PRESETS: dict[str, GGUFPreset] = {
             filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             size=1_117_320_768,
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (the default)",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M",
             licence="Apache-2.0",
             parts=_QWEN_15B_PARTS,
         ),
