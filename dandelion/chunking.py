@@ -4,7 +4,9 @@ The first chunk may end at a clause (comma, colon) so the first audio starts soo
 end at sentences, which gives better prosody. A newline always ends a chunk (markdown list items
 and headings are spoken one by one); a line of markup only ("---", a table rule, a code fence)
 is no chunk. Abbreviations, initialisms ("U.S."), a list item's number ("2. ") and dots inside
-numbers, URLs and e-mail addresses end no sentence. Pure: text in, chunks out.
+numbers, URLs and e-mail addresses end no sentence. A chunk that reaches `max_chars` with no
+such end is cut at whitespace when there is any, else inside its one long token at a point that
+splits no run of digits where there is one. Pure: text in, chunks out.
 """
 
 from __future__ import annotations
@@ -71,11 +73,10 @@ class SentenceChunker:
         return [rest]
 
     def _find_cut(self) -> int | None:
-        buffer = self._buffer
+        buffer, limit = self._buffer, self.config.max_chars
         cut = self._boundary(buffer)
-        if len(buffer) > self.config.max_chars and (cut is None or cut > self.config.max_chars):
-            space = buffer.rfind(" ", 0, self.config.max_chars)
-            return space if space > 0 else self.config.max_chars
+        if len(buffer) > limit and (cut is None or cut > limit):
+            return _forced_cut(buffer[: limit + 1])
         return cut
 
     def _boundary(self, buffer: str) -> int | None:
@@ -134,3 +135,29 @@ class SentenceChunker:
         return match.group() == "." and bool(
             _LIST_NUMBER.fullmatch(text, line_start, match.start())
         )
+
+
+def _forced_cut(window: str) -> int:
+    """Where to cut a chunk at its length limit; `window` is its first `max_chars` + 1 characters.
+
+    At the last whitespace; with none (one long token: a URL, a number), after the last mark
+    that is not inside a number ("/" in a URL, not "," in "1,234"); else at the last change
+    between digit and not digit; else at the last point not between two digits; else (only
+    digits) at the limit.
+    """
+    limit = len(window) - 1
+    points = range(limit, 0, -1)
+    for point in points:
+        if window[point].isspace():
+            return point
+    for point in points:
+        mark, before, after = window[point - 1], window[point - 2 : point - 1], window[point]
+        if not mark.isalnum() and not (before.isdigit() and after.isdigit()):
+            return point
+    for point in points:
+        if window[point - 1].isdigit() != window[point].isdigit():
+            return point
+    for point in points:
+        if not (window[point - 1].isdigit() and window[point].isdigit()):
+            return point
+    return limit

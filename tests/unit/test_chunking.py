@@ -258,6 +258,69 @@ def test_max_chars_without_whitespace_cuts_at_the_limit() -> None:
     assert chunker.flush() == ["x" * 20]
 
 
+def test_max_chars_cut_falls_on_any_whitespace() -> None:
+    chunker = SentenceChunker(ChunkerConfig(max_chars=20))
+    assert chunker.push("Okay. ") == ["Okay."]
+    assert chunker.push("aaaa\tbbbb\tcccc\tdddd\teeee") == ["aaaa\tbbbb\tcccc\tdddd"]
+
+
+def test_max_chars_cut_does_not_split_a_number_it_can_keep_whole() -> None:
+    # The reviewer's case: letters glued to a long number, then a space.
+    text = "Okay. " + "x" * 20 + "0123456789" * 10 + " end"
+    assert chunks_of(text, config=ChunkerConfig(max_chars=100)) == [
+        "Okay.",
+        "x" * 20,
+        "0123456789" * 10,
+        "end",
+    ]
+
+
+@pytest.mark.parametrize("split", SPLITTERS, ids=SPLITTER_IDS)
+def test_max_chars_cut_in_a_long_token_keeps_digit_runs_whole(split: Splitter) -> None:
+    text = (
+        "Okay. see\thttps://example.com/path/1234567890123/more/9876543210 and "
+        "1,234,567,890,123,456,789,012 then 3.14159265358979323846264338 ok"
+    )
+    assert chunks_of(text, split, ChunkerConfig(max_chars=30)) == [
+        "Okay.",
+        "see",
+        "https://example.com/path/",  # after a slash, not inside "1234567890123"
+        "1234567890123/more/9876543210",
+        "and",
+        "1,234,567,890,123,456,789,012",
+        "then",
+        "3.14159265358979323846264338",
+        "ok",
+    ]
+
+
+def test_max_chars_cut_splits_a_digit_run_only_when_it_is_longer_than_the_limit() -> None:
+    config = ChunkerConfig(max_chars=40)
+    digits = "".join(str(i % 10) for i in range(100))
+    assert chunks_of("Okay. " + digits, config=config) == [
+        "Okay.",
+        digits[:40],
+        digits[40:80],
+        digits[80:],
+    ]
+    assert chunks_of("Okay. 1,234,567,890,123,456,789,012,345,678,901", config=config) == [
+        "Okay.",
+        "1,234,567,890,123,456,789,012,345,678,",
+        "901",
+    ]
+
+
+def test_random_long_tokens_are_cut_only_where_they_must_be() -> None:
+    rng = random.Random(99)
+    vocab = ["word", "3.14", "https://example.com/a1/b22/c333", "1,234,567", "x" * 25, "9" * 25]
+    for _ in range(100):
+        text = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30)))
+        limit = rng.randint(31, 60)  # the longest token has 31 characters
+        chunks = chunks_of(text, word_pieces, ChunkerConfig(max_chars=limit))
+        assert all(len(chunk) <= limit for chunk in chunks)
+        assert " ".join(chunks).split() == text.split()  # every token fits: none was cut
+
+
 def test_default_max_chars_is_220() -> None:
     chunker = SentenceChunker()
     chunker.push("Okay. ")

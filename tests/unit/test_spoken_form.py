@@ -6,7 +6,7 @@ import asyncio
 import random
 import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
@@ -156,6 +156,74 @@ CASES = [
     ("O'Brien's dogs' toys", "O'Brien's dogs' toys"),
     ("snake_case_name", "snake case name"),
     ("Price: $20; time: 3:45; done!", "Price: twenty dollars; time: three forty-five; done!"),
+    # comparisons
+    ("a != b", "a does not equal b"),
+    ("a <= b and 5 >= 3", "a less than or equal to b and five greater than or equal to three"),
+    ("5 > 3 and x<y", "five greater than three and x less than y"),
+    ("Ages >=18 only.", "Ages at least eighteen only."),
+    ("Keep it <5 ms.", "Keep it less than five milliseconds."),
+    # numbers written with unicode characters
+    ("Add ½ cup.", "Add one half cup."),
+    ("¼, ¾ or ⅓.", "one quarter, three quarters or one third."),
+    ("Add 2½ cups.", "Add two and a half cups."),
+    ("Take 2 1/2 cups.", "Take two and a half cups."),
+    ("x² + y³", "x squared plus y cubed"),
+    ("E=mc²", "E equals mc squared"),
+    ("10⁶ cells.", "ten to the power of six cells."),
+    ("H₂O and CO₂.", "H two O and CO two."),
+    ("Zoom \u00d72.", "Zoom times two."),
+    ("It goes to ∞.", "It goes to infinity."),
+    ("2**10 is 1024.", "two to the power of ten is one thousand twenty-four."),
+    ("Brand™ ® © here.", "Brand here."),
+    # money and percent ranges
+    ("It was $-5.", "It was minus five dollars."),
+    ("Only $.50 each.", "Only fifty cents each."),
+    ("It costs 5¢.", "It costs five cents."),
+    ("From $5 - $10.", "From five to ten dollars."),
+    ("From $5-$10.", "From five to ten dollars."),
+    ("$4.50-$5.50", "four dollars and fifty cents to five dollars and fifty cents"),
+    ("$10 - $5 = $5", "ten dollars minus five dollars equals five dollars"),
+    (
+        "Pay $5k-$10k or $5-$10k.",
+        "Pay five to ten thousand dollars or five dollars to ten thousand dollars.",
+    ),
+    ("*unclosed **bold", "unclosed bold"),
+    ("Up 50%-60%.", "Up fifty to sixty percent."),
+    # slashes
+    ("10 / 2 = 5", "ten divided by two equals five"),
+    ("Born 5/6/1990.", "Born five, six, nineteen ninety."),
+    ("Due 30/11/2026.", "Due thirty, eleven, twenty twenty-six."),
+    ("Due 30.11.2026.", "Due thirty, eleven, twenty twenty-six."),
+    ("See ftp://files.example.com now.", "See files dot example dot com now."),
+    # phone numbers, addresses, references, durations
+    ("Call 555-1234.", "Call five five five, one two three four."),
+    ("For 500-1000 people.", "For five hundred to one thousand people."),
+    ("Use 256-1024 tokens.", "Use two hundred fifty-six to one thousand twenty-four tokens."),
+    ("My number is 867-5309.", "My number is eight six seven, five three zero nine."),
+    ("Call 1-800-FLOWERS.", "Call one eight hundred FLOWERS."),
+    (
+        "Call +1 (555) 123-4567.",
+        "Call plus one, five five five, one two three, four five six seven.",
+    ),
+    (
+        "Open 127.0.0.1:8000.",
+        "Open one two seven dot zero dot zero dot one, port eight thousand.",
+    ),
+    ("Read Psalm 23:4.", "Read Psalm twenty-three, four."),
+    ("Read John 3:16.", "Read John three sixteen."),
+    ("A 16:9 screen.", "A sixteen to nine screen."),
+    ("It took 2h 30m.", "It took two hours thirty minutes."),
+    ("Plank for 1m 30s.", "Plank for one minute thirty seconds."),
+    ("I did a 5k run.", "I did a five K run."),
+    ("A 5k bonus.", "A five thousand bonus."),
+    ("The 1990's were fun.", "The nineteen nineties were fun."),
+    ("- [x] done", "done"),
+    ("C# and .NET", "C sharp and dot NET"),
+    (
+        "ID 12345678901234567890.",
+        "ID one two three four five six seven eight nine zero one two three four five six seven"
+        " eight nine zero.",
+    ),
 ]
 
 # Inputs with no fixed expectation, only that the voice gets plain words from them.
@@ -168,6 +236,9 @@ AWKWARD = [
     "Call +1 (555) 123-4567, IPv4 192.168.0.1, v2.0-beta, 1e6, .5, 5., 1,2,3.",
     "12345678901234567890 and 2026-13-45 and COVID-19 and H2O and 3D.",
     "x ≠ y, a ≤ b, c ≥ d, 5 > 3, 2 < 4, ±3, 16:9, 25:99, 100%!",
+    "a<>b, x<<2, <-, >>>, <=>, !, ==, ½\u2044, ⁻, ²³⁴, ₀₀, 1\u20440, ¢, 5 ¢, $-, $.",
+    "1-800-, 1:2:3:4, x**, **2, ^, 2^, 1 1/, $5-, 5%-, 1h, 5k/, Psalm 1:",
+    "Ftp://x, 999.999.999.999:99999, 0/0/0000, 99/99/99, 1 99/2, 0h 0m, 5K, 1999's, C#5, .5x",
     "*unclosed **bold and _half",
     "| a | b |\n|---|---|\n| 1 | 2 |",
 ]
@@ -200,6 +271,50 @@ def test_helpers() -> None:
     assert number_words("0042") == "zero zero four two"
     assert year_words(1961) == "nineteen sixty-one"
     assert year_words(2005) == "two thousand five"
+
+
+def _repeated(unit: str) -> Callable[[int], str]:
+    return lambda length: (unit * (length // len(unit) + 1))[:length]
+
+
+# Inputs that made some rule rescan or backtrack over the whole text (quadratic or worse),
+# and the length each is timed at against its 1,000-character time.
+PATHOLOGICAL: dict[str, tuple[Callable[[int], str], int]] = {
+    "dollars": (_repeated("$"), 20_000),
+    "pipes": (_repeated("|"), 20_000),
+    "brackets": (lambda length: "[" * (length // 2) + "]" * (length - length // 2), 20_000),
+    "angles": (_repeated("<"), 20_000),
+    "emoji": (_repeated("\U0001f600"), 20_000),
+    "underscores": (_repeated("_a"), 20_000),
+    "digits": (_repeated("7"), 20_000),
+    "a long numeral": (_repeated("7"), 100_000),
+    "one long word": (_repeated("a"), 10_000),
+    "digit groups": (_repeated("123,"), 10_000),
+    "abbreviations": (_repeated("etc. "), 10_000),
+    "years": (_repeated("in 1990 "), 10_000),
+}
+
+
+def _seconds(text: str) -> float:
+    start = time.perf_counter()
+    to_spoken(text)
+    return time.perf_counter() - start
+
+
+@pytest.mark.parametrize("kind", PATHOLOGICAL)
+def test_time_grows_linearly_with_the_length_of_pathological_text(kind: str) -> None:
+    # A ratio to the 1,000-character time, not a wall-clock limit, so a slow machine passes;
+    # linear time gives a ratio near length / 1,000, quadratic time ten times that or more.
+    make, length = PATHOLOGICAL[kind]
+    short_text, long_text = make(1_000), make(length)
+    short = min(_seconds(short_text) for _ in range(5))
+    allowed = 3 * (length / 1_000) * short
+    long = _seconds(long_text)
+    for _ in range(2):  # a scheduling hiccup on a busy machine: measure again before failing
+        if long < allowed:
+            break
+        long = min(long, _seconds(long_text))
+    assert long < allowed, (kind, short, long)
 
 
 def test_typical_chunk_normalizes_well_under_five_ms() -> None:
