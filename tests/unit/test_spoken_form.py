@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import time
 from collections.abc import AsyncGenerator, Callable
@@ -18,6 +17,7 @@ from dandelion.reply_pipeline import ReplyPipeline
 from dandelion.spoken_form import number_words, to_spoken, year_words
 from dandelion.stages import VideoFormat, VideoFrame
 from dandelion.telemetry import NoTelemetry
+from tests.unit.test_chunking import small_pieces
 
 CASES = [
     # markdown
@@ -343,20 +343,10 @@ REPLY = (
 )
 
 
-def small_deltas(text: str, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    pieces, i = [], 0
-    while i < len(text):
-        n = rng.randint(1, 5)
-        pieces.append(text[i : i + n])
-        i += n
-    return pieces
-
-
 @pytest.mark.parametrize("seed", range(4))
 def test_streamed_markdown_reply_is_spoken_without_symbols(seed: int) -> None:
     chunker = SentenceChunker()
-    chunks = [c for delta in small_deltas(REPLY, seed) for c in chunker.push(delta)]
+    chunks = [c for delta in small_pieces(REPLY, seed) for c in chunker.push(delta)]
     chunks += chunker.flush()
     spoken = [to_spoken(chunk) for chunk in chunks]
     for text in spoken:
@@ -414,7 +404,7 @@ class SpeakingStages:
 
 
 def test_pipeline_speaks_the_spoken_form_and_keeps_the_written_text() -> None:
-    deltas = small_deltas("## Costs\n\n---\n\n- **Lunch** is $4.50 🎉\n\n🎉\n", seed=0)
+    deltas = small_pieces("## Costs\n\n---\n\n- **Lunch** is $4.50 🎉\n\n🎉\n", seed=0)
     stages = SpeakingStages(deltas)
     sent: list[str | bytes] = []
 
