@@ -4,10 +4,8 @@ come from these, so a deployment's resources cannot drift from what the code exp
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dandelion.turn_taking import TurnConfig
@@ -310,15 +308,3 @@ class AppSettings(_Settings):
         if small and self.llm.model == "smollm2-135m":
             return SMOLLM2_INSTRUCTIONS
         return DEFAULT_INSTRUCTIONS
-
-
-def load_settings(path: str | Path | None = None, **overrides: Any) -> AppSettings:
-    """Settings from a YAML file (optional) with keyword overrides on top."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings")
-        data = loaded or {}
-    data.update(overrides)
-    return AppSettings.model_validate(data)

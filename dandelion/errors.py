@@ -61,11 +61,3 @@ def validation_summary(exc: Exception) -> str:
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
         lines.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(lines)
-
-
-def require_file(path: str, what: str, hint: str) -> str:
-    from pathlib import Path
-
-    if not Path(path).exists():
-        raise ModelNotFoundError(f"{what} not found at {path!r}. {hint}")
-    return path

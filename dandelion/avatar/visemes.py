@@ -19,9 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dandelion.avatar.base import MouthParams
-
-Alignment = tuple[str, int]
-"""(phoneme, number of audio samples), as in piper's `PhonemeAlignment`."""
+from dandelion.backends.tts.base import Alignment
 
 
 class Viseme(enum.Enum):
