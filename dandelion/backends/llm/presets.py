@@ -299,6 +299,20 @@ def assemble(
         partial.unlink(missing_ok=True)
 
 
+def packaged_file(preset: GGUFPreset) -> Path:
+    """Where a one-file preset's GGUF lies in its package (not verified); ModelNotFoundError
+    naming the package when it is not installed."""
+    assert preset.single is not None, f"{preset.name} is assembled from parts"
+    module, filename = preset.single
+    spec = importlib.util.find_spec(module)  # located without importing (it imports `llm`)
+    if spec is None or spec.origin is None:
+        raise ModelNotFoundError(
+            f"LLM preset {preset.name!r} needs {preset.packages[0]}: "
+            "pip install 'dandelion[server]', or set llm.model_path to a GGUF chat model"
+        )
+    return Path(spec.origin).parent / filename
+
+
 def prepare(name: str, cache: str | None = None, progress: Progress | None = None) -> Path:
     """The verified GGUF file of preset `name`, assembling it into the cache if needed.
 
@@ -307,13 +321,7 @@ def prepare(name: str, cache: str | None = None, progress: Progress | None = Non
     """
     preset = get_preset(name)
     if preset.single is not None:
-        module, filename = preset.single
-        spec = importlib.util.find_spec(module)  # located without importing (it imports `llm`)
-        if spec is None or spec.origin is None:
-            raise ModelNotFoundError(
-                f"LLM preset {name!r} needs {preset.packages[0]}: pip install 'dandelion[server]'"
-            )
-        path = Path(spec.origin).parent / filename
+        path = packaged_file(preset)
         verify_file(
             path,
             preset.size,
