@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from dandelion.protocol import IDLE_TURN_ID, MediaFrame, MediaKind, encode_media_frame
+from dandelion.protocol import IDLE_TURN_ID, MediaFrame, MediaKind
 from dandelion.stages import Stages, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class IdleFace:
     def __init__(
         self,
         stages: Stages,
-        send: Callable[[bytes], Awaitable[bool]],
+        send: Callable[[MediaFrame], Awaitable[bool]],
         codec: str,
         fps: float,
         busy: Callable[[], bool],
@@ -113,7 +113,7 @@ class IdleFace:
             if self._busy():
                 return False
             media = MediaFrame(MediaKind.VIDEO, IDLE_TURN_ID, self._seq, frame.pts_us, frame.data)
-            if not await self._send(encode_media_frame(media)):
+            if not await self._send(media):
                 return False
             self._seq += 1
             self.frames_sent += 1

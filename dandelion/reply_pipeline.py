@@ -3,11 +3,10 @@
 Transcript → LLM stream → sentence chunks → TTS → audio frames, the avatar's frames beside
 them (face and voice start together), and the events that finish the reply.
 
-The pipeline knows nothing of turn-taking or of the WebSocket. The session hands it what it
-needs (`ReplyPipeline.__init__`): the stages, the clock, telemetry, the session's video codec and
-face clock, the prompt for a reply, a commit callback (the session writes the conversation),
-and `send_for`, which sends a reply's messages or holds them in its outbox while it is still
-speculative.
+`ReplyPipeline.run(reply)` is an async iterator of typed outputs; it knows nothing of turn-taking,
+of the conversation or of the WebSocket. The session consumes it: it sends each `Emit` (or holds
+it while the reply is speculative), answers `Transcribed` by setting `reply.messages` (the LLM
+prompt) before asking for the next output, and closes the reply on `Finished`.
 """
 
 from __future__ import annotations
@@ -15,22 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.chunking import SentenceChunker
 from dandelion.conversation import SpokenChunk
 from dandelion.errors import LLMServiceError
-from dandelion.protocol import (
-    ErrorCode,
-    MediaFrame,
-    MediaKind,
-    encode_media_frame,
-    encode_server_event,
-)
+from dandelion.protocol import ErrorCode, MediaFrame, MediaKind
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
-from dandelion.reply import Reply
+from dandelion.reply import Outgoing, Reply
 from dandelion.reply_length import ReplyLengthCap
 from dandelion.spoken_form import to_spoken
 from dandelion.stages import Stages
@@ -38,12 +32,35 @@ from dandelion.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
-SendFor = Callable[[Reply, str | bytes, int], Awaitable[None]]
-"""Send `(reply, message, audio samples in it)`, or hold it while the reply is speculative."""
-
 _AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _FACE_WAIT_S = 0.15  # the longest the first audio of a reply waits for the avatar's first frame
 
+
+@dataclass(frozen=True, slots=True)
+class Transcribed:
+    """The user's words are known; the session sets `reply.messages` before the next output."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Something for the client, with the number of reply audio samples it carries."""
+
+    item: Outgoing
+    samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The pipeline is over: `status` is completed, failed or empty. Nothing follows."""
+
+    status: str
+
+
+PipelineOutput = Transcribed | Emit | Finished
+
+_Out = asyncio.Queue[PipelineOutput | None]
 _Speech = asyncio.Queue[tuple[SpeechChunk, float] | None]  # speech pieces and their start (s)
 
 
@@ -54,12 +71,11 @@ class _StageFailure(Exception):
 
 
 class ReplyPipeline:
-    """Runs replies for one session: `run(reply)` is a reply's task.
+    """Makes replies for one session: iterate `run(reply)`; cancel the iteration to cut it.
 
-    `prompt(reply)`: the LLM messages for the reply. `commit(reply)`: write what is known of the
-    turn into the conversation (nothing until it is confirmed). `video_codec()`: the session's
-    avatar codec now ("off": no video). `face_s()`: the session's face clock now.
-    `max_reply_words`: the spoken-length cap (reply_length.py; 0: none).
+    `face_s()`: the session's face clock now (s), read as the voice starts, so the avatar's
+    blinks and sway carry on from its idle frames. `max_reply_words`: the spoken-length cap
+    (reply_length.py; 0: none).
     """
 
     def __init__(
@@ -68,80 +84,92 @@ class ReplyPipeline:
         *,
         clock: Callable[[], float],
         telemetry: Telemetry,
-        send_for: SendFor,
-        prompt: Callable[[Reply], list[dict[str, str]]],
-        commit: Callable[[Reply], None],
-        video_codec: Callable[[], str],
-        face_s: Callable[[], float],
+        face_s: Callable[[], float] = lambda: 0.0,
         max_reply_words: int = 0,
     ) -> None:
         self._stages = stages
         self._clock = clock
         self._telemetry = telemetry
-        self._send_for = send_for
-        self._prompt = prompt
-        self._commit = commit
-        self._video_codec = video_codec
         self._face_s = face_s
         self._max_reply_words = max_reply_words
 
-    async def run(self, reply: Reply) -> None:
-        speaker: asyncio.Task[None] | None = None
-        animator: asyncio.Task[None] | None = None
+    async def run(self, reply: Reply) -> AsyncIterator[PipelineOutput]:
         try:
             asr_start = self._clock()
             text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
-            reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
-            reply.mark("transcript_ms", self._clock())
-            if not any(ch.isalnum() for ch in text):
-                await self._finish(reply, "empty")
-                return
-            reply.transcript = text
-            self._commit(reply)
-            await self._emit_for(reply, ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
-            await self._emit_for(reply, ev.ResponseStarted(turn_id=reply.turn_id))
+        except _StageFailure as failure:
+            for failed in self._failed(reply, failure):
+                yield failed
+            return
+        reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
+        reply.mark("transcript_ms", self._clock())
+        if not any(ch.isalnum() for ch in text):
+            yield Finished("empty")
+            return
+        reply.transcript = text
+        yield Transcribed(text)
+        yield Emit(ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
+        yield Emit(ev.ResponseStarted(turn_id=reply.turn_id))
+        out: _Out = asyncio.Queue()
+        producer = asyncio.create_task(self._produce(reply, out))
+        try:
+            while (output := await out.get()) is not None:
+                yield output
+        finally:
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+
+    async def _produce(self, reply: Reply, out: _Out) -> None:
+        """LLM, TTS and avatar for a transcribed reply; every output into `out`, then None."""
+        speaker: asyncio.Task[None] | None = None
+        animator: asyncio.Task[None] | None = None
+        try:
             chunks: asyncio.Queue[str | None] = asyncio.Queue()
             speech: _Speech | None = None
-            codec = self._video_codec()
-            if codec != "off":
+            face_ready = asyncio.Event()
+            if reply.video_codec != "off":
                 speech = asyncio.Queue()
-                animator = asyncio.create_task(self._animate(reply, speech, codec))
-            speaker = asyncio.create_task(self._speak(reply, chunks, speech))
-            await self._generate(reply, chunks)
+                animator = asyncio.create_task(self._animate(reply, speech, out, face_ready))
+            else:
+                face_ready.set()
+            speaker = asyncio.create_task(self._speak(reply, chunks, speech, out, face_ready))
+            await self._generate(reply, chunks, out)
             await speaker
             duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
-            await self._emit_for(
-                reply, ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms)
+            out.put_nowait(
+                Emit(ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms))
             )
             if animator is not None:
                 await animator
-            reply.completed = True
-            self._commit(reply)
-            await self._finish(reply, "completed")
+            out.put_nowait(Finished("completed"))
         except _StageFailure as failure:
-            self._telemetry.error(failure.code.value)
-            await self._emit_for(
-                reply,
-                ev.ErrorEvent(
-                    code=failure.code.value,
-                    message=str(failure),
-                    retryable=failure.code in RETRYABLE_CODES,
-                    turn_id=reply.turn_id,
-                ),
-            )
-            await self._finish(reply, "failed")
+            for output in self._failed(reply, failure):
+                out.put_nowait(output)
         finally:
             for helper in (speaker, animator):
                 if helper is not None and not helper.done():
                     helper.cancel()
                     await asyncio.gather(helper, return_exceptions=True)
+            out.put_nowait(None)
 
-    async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None]) -> None:
+    def _failed(self, reply: Reply, failure: _StageFailure) -> list[PipelineOutput]:
+        self._telemetry.error(failure.code.value)
+        error = ev.ErrorEvent(
+            code=failure.code.value,
+            message=str(failure),
+            retryable=failure.code in RETRYABLE_CODES,
+            turn_id=reply.turn_id,
+        )
+        return [Emit(error), Finished("failed")]
+
+    async def _generate(self, reply: Reply, chunks: asyncio.Queue[str | None], out: _Out) -> None:
         chunker = SentenceChunker()
         cap = ReplyLengthCap(self._max_reply_words)
         llm_start = self._clock()
         try:
-            stream = self._stages.chat(self._prompt(reply))
+            assert reply.messages is not None, "the session sets the prompt on Transcribed"
+            stream = self._stages.chat(reply.messages)
             try:
                 async for delta in stream:
                     if not reply.text:
@@ -149,9 +177,7 @@ class ReplyPipeline:
                         reply.timings["llm_ttft_ms"] = round((self._clock() - llm_start) * 1000, 1)
                     reply.text += delta
                     reply.tokens += 1
-                    await self._emit_for(
-                        reply, ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)
-                    )
+                    out.put_nowait(Emit(ev.ResponseTextDelta(turn_id=reply.turn_id, delta=delta)))
                     for chunk in chunker.push(delta):
                         if cap.admit(chunk):
                             chunks.put_nowait(chunk)
@@ -176,12 +202,15 @@ class ReplyPipeline:
                     chunks.put_nowait(chunk)
             chunks.put_nowait(None)
         reply.mark("llm_done_ms", self._clock())
-        await self._emit_for(
-            reply, ev.ResponseTextDone(turn_id=reply.turn_id, text=reply.text.strip())
-        )
+        out.put_nowait(Emit(ev.ResponseTextDone(turn_id=reply.turn_id, text=reply.text.strip())))
 
     async def _speak(
-        self, reply: Reply, chunks: asyncio.Queue[str | None], speech_out: _Speech | None
+        self,
+        reply: Reply,
+        chunks: asyncio.Queue[str | None],
+        speech_out: _Speech | None,
+        out: _Out,
+        face_ready: asyncio.Event,
     ) -> None:
         """Synthesize each chunk and send its audio; hand each piece to the avatar, if any.
 
@@ -210,7 +239,7 @@ class ReplyPipeline:
                                 # shows a voice ahead of its face. Later frames are rendered
                                 # well ahead of time.
                                 with contextlib.suppress(TimeoutError):
-                                    await asyncio.wait_for(reply.face_ready.wait(), _FACE_WAIT_S)
+                                    await asyncio.wait_for(face_ready.wait(), _FACE_WAIT_S)
                         now = self._clock()
                         reply.timings.setdefault(
                             "tts_first_audio_ms", round((now - tts_start) * 1000, 1)
@@ -227,9 +256,7 @@ class ReplyPipeline:
                             frame = MediaFrame(MediaKind.AUDIO, reply.turn_id, seq, pts_us, payload)
                             seq += 1
                             reply.samples_made += len(payload) // 2
-                            await self._send_for(
-                                reply, encode_media_frame(frame), len(payload) // 2
-                            )
+                            out.put_nowait(Emit(frame, len(payload) // 2))
                 except (asyncio.CancelledError, _StageFailure):
                     raise
                 except Exception as exc:
@@ -240,7 +267,9 @@ class ReplyPipeline:
             if speech_out is not None:
                 speech_out.put_nowait(None)
 
-    async def _animate(self, reply: Reply, speech: _Speech, codec: str) -> None:
+    async def _animate(
+        self, reply: Reply, speech: _Speech, out: _Out, face_ready: asyncio.Event
+    ) -> None:
         """The avatar's video for each piece of speech, sent beside (and behind) its audio."""
         seq = 0
         face_s: float | None = None
@@ -250,7 +279,7 @@ class ReplyPipeline:
                 # The face clock as the voice starts (its first audio waits for this face), so
                 # blinks and sway carry on from the idle frames instead of replaying them.
                 face_s = self._face_s()
-            frames = self._stages.animate(piece, start_s, codec, face_s)
+            frames = self._stages.animate(piece, start_s, reply.video_codec, face_s)
             try:
                 async for batch in frames:
                     for video in batch:
@@ -259,36 +288,15 @@ class ReplyPipeline:
                             MediaKind.VIDEO, reply.turn_id, seq, video.pts_us, video.data
                         )
                         seq += 1
-                        await self._send_for(reply, encode_media_frame(frame), 0)
-                    reply.face_ready.set()
+                        out.put_nowait(Emit(frame))
+                    face_ready.set()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the voice goes on without a face rather than failing the turn
                 log.warning("avatar failed for turn %d", reply.turn_id, exc_info=True)
             finally:
-                reply.face_ready.set()
+                face_ready.set()
                 await frames.aclose()
-
-    async def _finish(self, reply: Reply, status: str) -> None:
-        heard = reply.text.strip() if status == "completed" else ""
-        await self.send_done(reply, status, heard, self._clock())
-
-    async def send_done(self, reply: Reply, status: str, heard: str, now: float) -> None:
-        """Close `reply` with `response.done` (however it ended: the one place it is built)."""
-        reply.mark("total_ms", now)
-        reply.done_sent = True
-        if reply.confirmed:
-            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
-        done = ev.ResponseDone(
-            turn_id=reply.turn_id,
-            status=status,
-            text=reply.text.strip(),
-            heard_text=heard,
-            timings=reply.timings,
-        )
-        await self._emit_for(reply, done)
-        if status != "completed":
-            reply.ended = True
 
     async def _stage(self, code: ErrorCode, call: Awaitable[str]) -> str:
         try:
@@ -297,6 +305,3 @@ class ReplyPipeline:
             raise
         except Exception as exc:
             raise _StageFailure(code, exc) from exc
-
-    async def _emit_for(self, reply: Reply, event: ev.ServerEvent) -> None:
-        await self._send_for(reply, encode_server_event(event), 0)

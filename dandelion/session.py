@@ -29,14 +29,14 @@ from dandelion.protocol import (
     INPUT_SAMPLE_RATE,
     PROTOCOL_VERSION,
     ErrorCode,
+    MediaFrame,
     ProtocolError,
     decode_client_message,
-    encode_server_event,
 )
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
-from dandelion.reply import Reply
-from dandelion.reply_pipeline import ReplyPipeline
+from dandelion.reply import Outgoing, Reply, ReplyState
+from dandelion.reply_pipeline import Emit, Finished, ReplyPipeline, Transcribed
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
 from dandelion.time_context import current_line
@@ -52,7 +52,8 @@ from dandelion.turn_taking import (
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[str | bytes], Awaitable[None]]
+Send = Callable[[Outgoing], Awaitable[None]]
+"""Deliver one typed event or media frame to the client (the gateway encodes it)."""
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
@@ -95,6 +96,7 @@ class Session:
         self._partial_task: asyncio.Task[None] | None = None
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
         self._reply: Reply | None = None
+        self._reply_task: asyncio.Task[None] | None = None
         self._video = "off"  # the avatar's codec for this session, once the client asks
         self._idle: IdleFace | None = None  # the face between replies, while video is on
         self._idle_task: asyncio.Task[None] | None = None
@@ -102,10 +104,6 @@ class Session:
             stages,
             clock=clock,
             telemetry=self._telemetry,
-            send_for=self._send_for,
-            prompt=self._prompt,
-            commit=self._commit,
-            video_codec=lambda: self._video,
             face_s=self._face_s,
             max_reply_words=settings.max_reply_words,
         )
@@ -134,9 +132,9 @@ class Session:
 
     async def close(self) -> None:
         self._telemetry.session_closed()
-        tasks = [t for t in (self._partial_task, self._idle_task) if t is not None]
-        if self._reply is not None and self._reply.task is not None:
-            tasks.append(self._reply.task)
+        tasks = [
+            t for t in (self._partial_task, self._idle_task, self._reply_task) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -208,7 +206,7 @@ class Session:
             self._idle.continue_clock(previous)
         self._idle_task = asyncio.create_task(self._idle.run())
 
-    async def _send_idle(self, message: bytes) -> bool:
+    async def _send_idle(self, message: MediaFrame) -> bool:
         """Send an idle frame unless a reply took the floor while it waited for the lock."""
         async with self._send_lock:
             if self._responding():
@@ -288,6 +286,7 @@ class Session:
         await self._confirm(reply)
 
     def _start_reply(self, start_ms: int, end_ms: int, now_ms: int) -> Reply:
+        self._discard_speculative()
         audio = self._carry_audio + self._input_audio(
             start_ms - self.settings.turn.pre_roll_ms, end_ms + _END_TAIL_MS
         )
@@ -299,19 +298,27 @@ class Session:
             audio=audio,
             speech_end=now - (now_ms - end_ms) / 1000,
             clock=PlaybackClock(self._stages.output_sample_rate),
+            video_codec=self._video,
         )
         self._reply = reply
-        reply.task = asyncio.create_task(self._pipeline.run(reply))
+        self._reply_task = asyncio.create_task(self._run_reply(reply))
         return reply
 
+    def _discard_speculative(self) -> asyncio.Task[None] | None:
+        """Drop the reply if it is still speculative; its task, cancelled, to await."""
+        reply, task = self._reply, self._reply_task
+        if reply is None or reply.state is not ReplyState.SPECULATIVE:
+            return None
+        reply.advance(ReplyState.DROPPED)
+        self._reply = self._reply_task = None
+        if task is not None:
+            task.cancel()
+        return task
+
     async def _drop_speculative(self) -> None:
-        reply = self._reply
-        if reply is None or reply.confirmed:
-            return
-        self._reply = None
-        if reply.task is not None:
-            reply.task.cancel()
-            await asyncio.gather(reply.task, return_exceptions=True)
+        task = self._discard_speculative()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     def _maybe_partial(self) -> None:
         interval = self.settings.turn.partial_interval_ms
@@ -338,74 +345,94 @@ class Session:
         if segment == self._segment and text:
             await self._emit(ev.TranscriptPartial(text=text))
 
-    # ------------------------------------------------------------------ the reply (ReplyPipeline's)
+    # ------------------------------------------------------------------ the reply's life
 
     def _responding(self) -> bool:
         """The assistant holds the floor: a confirmed reply is being made or played."""
         reply = self._reply
-        if reply is None or reply.ended or not reply.confirmed:
+        if reply is None:
             return False
-        return reply.running() or reply.clock.playing(self._clock())
-
-    def _prompt(self, reply: Reply) -> list[dict[str, str]]:
-        pending_user = None if reply.user_added else reply.transcript
-        if reply.context is None:  # the same line for every prompt of this reply, and its commit
-            reply.context = current_line(self.settings.time_zone)
-        return self.conversation.prompt(pending_user=pending_user, context=reply.context)
+        if reply.state is ReplyState.CONFIRMED:
+            return True
+        return reply.state is ReplyState.DONE and reply.clock.playing(self._clock())
 
     def _face_s(self) -> float:
         return self._idle.now_s() if self._idle is not None else 0.0
 
-    # ------------------------------------------------------------------ confirm, commit, cut
+    async def _run_reply(self, reply: Reply) -> None:
+        """The reply's task: consume its pipeline, holding or sending what it makes."""
+        async for output in self._pipeline.run(reply):
+            if isinstance(output, Emit):
+                await self._send_for(reply, output.item, output.samples)
+            elif isinstance(output, Transcribed):
+                self._on_transcribed(reply, output.text)
+            elif isinstance(output, Finished):
+                reply.outcome = output.status
+                reply.mark("total_ms", self._clock())
+                if reply.confirmed:
+                    await self._finish(reply)
+
+    def _on_transcribed(self, reply: Reply, text: str) -> None:
+        reply.transcript = text
+        # The same date line for the prompt and for the history, so the LLM's cache holds.
+        reply.context = current_line(self.settings.time_zone)
+        reply.messages = self.conversation.prompt(pending_user=text, context=reply.context)
+        if reply.confirmed:
+            self._add_user(reply)
+
+    def _add_user(self, reply: Reply) -> None:
+        assert reply.transcript is not None
+        log.debug("session %s: turn %d user %r", self.session_id, reply.turn_id, reply.transcript)
+        self.conversation.add_user(reply.transcript, reply.context)
 
     async def _confirm(self, reply: Reply) -> None:
-        """The turn is over: let the reply be heard, sending what it prepared meanwhile."""
+        """The turn is over: let the reply be heard, sending what it prepared meanwhile.
+
+        What it already knows goes into the conversation now; what comes later, as it comes.
+        """
         self._carry_audio = b""  # it is part of this reply's audio now
         async with self._send_lock:
-            while reply.outbox:
-                message, samples = reply.outbox.pop(0)
-                await self._deliver(reply, message, samples)
-            reply.confirmed = True
-        if reply.done_sent:
-            status = (
-                "completed" if reply.completed else ("empty" if not reply.transcript else "failed")
-            )
-            self._telemetry.reply_finished(status, reply.timings, reply.tokens)
-        self._commit(reply)
+            for item, samples in reply.outbox:
+                await self._deliver(reply, item, samples)
+            reply.outbox.clear()
+            reply.advance(ReplyState.CONFIRMED)
+        if reply.transcript is not None:
+            self._add_user(reply)
+        if reply.outcome is not None:
+            await self._finish(reply)
 
-    def _commit(self, reply: Reply) -> None:
-        """Write the turn into the conversation once it is confirmed, as far as it is known."""
-        if not reply.confirmed or reply.ended:
-            return
-        if reply.transcript is not None and not reply.user_added:
-            log.debug(
-                "session %s: turn %d user %r", self.session_id, reply.turn_id, reply.transcript
-            )
-            self.conversation.add_user(reply.transcript, reply.context)
-            reply.user_added = True
-        if reply.completed and reply.user_added and not reply.assistant_added:
-            self.conversation.add_assistant(reply.text.strip())
-            reply.assistant_added = True
+    async def _finish(self, reply: Reply) -> None:
+        """A confirmed reply's pipeline is over: record it, and close it with response.done."""
+        assert reply.outcome is not None
+        reply.advance(ReplyState.DONE)
+        heard = ""
+        if reply.outcome == "completed":
+            heard = reply.text.strip()
+            self.conversation.add_assistant(heard)
+        await self._send_done(reply, reply.outcome, heard)
 
     async def _interrupt(self, status: str) -> None:
+        """Cut the reply the user is hearing (barge-in, or `response.cancel`)."""
         reply = self._reply
         if reply is None or not self._responding():
             return
-        reply.ended = True
         now = self._clock()
-        if reply.running():
-            assert reply.task is not None
-            reply.task.cancel()
-            await asyncio.gather(reply.task, return_exceptions=True)
+        finished = reply.state is ReplyState.DONE
+        reply.advance(ReplyState.INTERRUPTED)
+        task = self._reply_task
+        if task is not None and not task.done():
+            if not finished:  # a finished reply's task is only sending its response.done
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         played = reply.clock.played_samples(now)
         heard = heard_text(reply.chunks, played)
         log.debug(
             "session %s: turn %d interrupted, heard %r", self.session_id, reply.turn_id, heard
         )
-        if not reply.user_added:
+        if reply.transcript is None:
             # Never transcribed: it joins the next turn (bounded to fit Whisper's window).
             self._carry_audio = reply.audio[-_MAX_CARRY_MS * _MS * 2 :]
-        elif reply.assistant_added:
+        elif finished and reply.outcome == "completed":
             self.conversation.replace_last_assistant(heard)
         else:
             self.conversation.add_assistant(heard)
@@ -414,25 +441,41 @@ class Session:
             ev.ResponseInterrupted(turn_id=reply.turn_id, played_ms=played_ms, heard_text=heard)
         )
         self._telemetry.interruption()
-        if not reply.done_sent:
-            await self._pipeline.send_done(reply, status, heard, now)
+        if not finished:
+            reply.mark("total_ms", now)
+            await self._send_done(reply, status, heard)
+
+    async def _send_done(self, reply: Reply, status: str, heard: str) -> None:
+        """`response.done`, however the reply ended: the one place it is built."""
+        self._telemetry.reply_finished(status, reply.timings, reply.tokens)
+        await self._emit(
+            ev.ResponseDone(
+                turn_id=reply.turn_id,
+                status=status,
+                text=reply.text.strip(),
+                heard_text=heard,
+                timings=reply.timings,
+            )
+        )
 
     # ------------------------------------------------------------------ plumbing
 
     async def _emit(self, event: ev.ServerEvent) -> None:
         async with self._send_lock:
-            await self._send_raw(encode_server_event(event))
+            await self._send_raw(event)
 
-    async def _send_for(self, reply: Reply, message: str | bytes, samples: int) -> None:
-        """Send a message of `reply`, or hold it while the reply is still speculative."""
+    async def _send_for(self, reply: Reply, item: Outgoing, samples: int) -> None:
+        """Send an output of `reply`, or hold it while the reply is still speculative."""
         async with self._send_lock:
-            if not reply.confirmed:
-                reply.outbox.append((message, samples))
+            if reply.over:
                 return
-            await self._deliver(reply, message, samples)
+            if not reply.confirmed:
+                reply.outbox.append((item, samples))
+                return
+            await self._deliver(reply, item, samples)
 
-    async def _deliver(self, reply: Reply, message: str | bytes, samples: int) -> None:
-        await self._send_raw(message)
+    async def _deliver(self, reply: Reply, item: Outgoing, samples: int) -> None:
+        await self._send_raw(item)
         if samples:
             now = self._clock()
             reply.mark("first_audio_sent_ms", now)

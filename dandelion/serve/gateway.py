@@ -18,7 +18,14 @@ from starlette.websockets import WebSocket
 
 from dandelion.backends.vad.silero import SileroVAD
 from dandelion.config import AppSettings
-from dandelion.protocol import PROTOCOL_VERSION, SESSION_PATH
+from dandelion.protocol import (
+    PROTOCOL_VERSION,
+    SESSION_PATH,
+    MediaFrame,
+    encode_media_frame,
+    encode_server_event,
+)
+from dandelion.reply import Outgoing
 from dandelion.serve.metrics import RayTelemetry
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
@@ -91,11 +98,12 @@ class Gateway:
         session_id = uuid.uuid4().hex
         stages = await self._get_stages()
 
-        async def send(message: str | bytes) -> None:
-            if isinstance(message, bytes):
-                await websocket.send_bytes(message)
+        async def send(item: Outgoing) -> None:
+            # The one place a session's typed output is encoded for the wire.
+            if isinstance(item, MediaFrame):
+                await websocket.send_bytes(encode_media_frame(item))
             else:
-                await websocket.send_text(message)
+                await websocket.send_text(encode_server_event(item))
 
         session = Session(
             session_id, self.settings, self._vad, stages, send, telemetry=self._telemetry

@@ -12,7 +12,7 @@ import pytest
 from dandelion import idle_face
 from dandelion.actors.avatar import AvatarActor
 from dandelion.idle_face import IdleFace
-from dandelion.protocol import IDLE_TURN_ID, MediaKind, decode_media_frame
+from dandelion.protocol import IDLE_TURN_ID, MediaFrame, MediaKind
 from dandelion.stages import VideoFrame
 
 IDLE_FPS = 20.0
@@ -62,13 +62,13 @@ def _run(face: IdleFace, scenario: Any) -> None:
 def test_idle_frames_are_paced_on_the_face_clock_and_move(actor: AvatarActor) -> None:
     sent: list[bytes] = []
 
-    async def send(message: bytes) -> bool:
+    async def send(message: MediaFrame) -> bool:
         sent.append(message)
         return True
 
     face = IdleFace(AvatarStages(actor), send, "jpeg", IDLE_FPS, busy=lambda: False)
     _run(face, lambda: _until(lambda: len(sent) >= 25))
-    frames = [decode_media_frame(m) for m in sent]
+    frames = [m for m in sent]
     assert len(frames) >= 10
     assert all(f.kind == MediaKind.VIDEO and f.turn_id == IDLE_TURN_ID for f in frames)
     assert [f.seq for f in frames] == list(range(len(frames)))
@@ -81,7 +81,7 @@ def test_no_idle_frame_while_a_reply_is_heard(actor: AvatarActor) -> None:
     sent: list[tuple[bool, bytes]] = []
     speaking = False
 
-    async def send(message: bytes) -> bool:
+    async def send(message: MediaFrame) -> bool:
         sent.append((speaking, message))
         return True
 
@@ -100,7 +100,7 @@ def test_no_idle_frame_while_a_reply_is_heard(actor: AvatarActor) -> None:
     _run(face, reply_in_the_middle)
     assert before > 0 and len(sent) > before  # the face moved before and after the reply
     assert not [m for during_reply, m in sent if during_reply]
-    seqs = [decode_media_frame(m).seq for _, m in sent]
+    seqs = [m.seq for _, m in sent]
     assert seqs == list(range(len(seqs)))  # numbered on across the pause
 
 
@@ -110,7 +110,7 @@ def test_a_dropped_frame_is_not_counted_and_a_failing_render_is_retried(
     monkeypatch.setattr(idle_face, "_RETRY_S", 0.05)
     sent: list[bytes] = []
 
-    async def send(message: bytes) -> bool:
+    async def send(message: MediaFrame) -> bool:
         if len(sent) == 2 and not getattr(send, "dropped", False):
             send.dropped = True  # type: ignore[attr-defined]  # a reply took the floor once
             return False
@@ -119,12 +119,12 @@ def test_a_dropped_frame_is_not_counted_and_a_failing_render_is_retried(
 
     face = IdleFace(AvatarStages(actor, failures=2), send, "h264", IDLE_FPS, busy=lambda: False)
     _run(face, lambda: _until(lambda: len(sent) >= 5))  # it came back after the failures
-    assert [decode_media_frame(m).seq for m in sent] == list(range(len(sent)))
+    assert [m.seq for m in sent] == list(range(len(sent)))
     assert face.frames_sent == len(sent)
 
 
 def test_a_codec_change_keeps_the_face_clock_and_the_numbering(actor: AvatarActor) -> None:
-    async def send(message: bytes) -> bool:
+    async def send(message: MediaFrame) -> bool:
         return True
 
     first = IdleFace(AvatarStages(actor), send, "jpeg", IDLE_FPS, busy=lambda: False)

@@ -12,8 +12,9 @@ import pytest
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.chunking import SentenceChunker
 from dandelion.playback import PlaybackClock
-from dandelion.reply import Reply
-from dandelion.reply_pipeline import ReplyPipeline
+from dandelion.protocol import events as ev
+from dandelion.reply import Outgoing, Reply
+from dandelion.reply_pipeline import Emit, ReplyPipeline, Transcribed
 from dandelion.spoken_form import number_words, to_spoken, year_words
 from dandelion.stages import VideoFormat, VideoFrame
 from dandelion.telemetry import NoTelemetry
@@ -406,29 +407,20 @@ class SpeakingStages:
 def test_pipeline_speaks_the_spoken_form_and_keeps_the_written_text() -> None:
     deltas = small_pieces("## Costs\n\n---\n\n- **Lunch** is $4.50 🎉\n\n🎉\n", seed=0)
     stages = SpeakingStages(deltas)
-    sent: list[str | bytes] = []
-
-    async def send_for(reply: Reply, message: str | bytes, samples: int) -> None:
-        sent.append(message)
-
-    pipeline = ReplyPipeline(
-        stages,
-        clock=time.monotonic,
-        telemetry=NoTelemetry(),
-        send_for=send_for,
-        prompt=lambda reply: [],
-        commit=lambda reply: None,
-        video_codec=lambda: "off",
-        face_s=lambda: 0.0,
-    )
+    pipeline = ReplyPipeline(stages, clock=time.monotonic, telemetry=NoTelemetry())
     reply = Reply(1, 0, b"\x00\x00" * 1600, time.monotonic(), PlaybackClock(16_000))
-    asyncio.run(pipeline.run(reply))
+    sent: list[Outgoing] = []
+
+    async def run() -> None:
+        async for output in pipeline.run(reply):
+            if isinstance(output, Transcribed):
+                reply.messages = [{"role": "user", "content": output.text}]
+            elif isinstance(output, Emit):
+                sent.append(output.item)
+
+    asyncio.run(run())
 
     assert stages.spoken == ["Costs", "Lunch is four dollars and fifty cents"]  # no TTS for "🎉"
     assert [chunk.text for chunk in reply.chunks] == ["## Costs", "- **Lunch** is $4.50 🎉"]
-    deltas_sent = "".join(
-        re.findall(
-            r'"delta":\s*"((?:[^"\\]|\\.)*)"', "".join(m for m in sent if isinstance(m, str))
-        )
-    )
+    deltas_sent = "".join(m.delta for m in sent if isinstance(m, ev.ResponseTextDelta))
     assert "**Lunch** is $4.50" in deltas_sent  # the text shown to the user stays as written
