@@ -38,7 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     live.add_argument("--output-device", help="speaker (index or name)")
     live.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     live.add_argument(
-        "--mute-mic-while-playing", action="store_true", help="half duplex, for speakers w/o AEC"
+        "--no-echo-cancel",
+        dest="echo_cancel",
+        action="store_false",
+        help="do not cancel the speaker's echo in the microphone (on by default: WebRTC's AEC3 "
+        "from LiveKit's SDK, in the client extra)",
+    )
+    live.add_argument(
+        "--mute-mic-while-playing",
+        action="store_true",
+        help="half duplex: send silence while the reply plays",
     )
     live.add_argument(
         "--window",
@@ -57,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.input:
         return asyncio.run(_file_mode(args))
+    if args.echo_cancel:
+        from dandelion.errors import BackendUnavailableError
+        from dandelion_client.echo_cancel import check_dependencies
+
+        try:
+            check_dependencies()  # before the session, not in the middle of it
+        except BackendUnavailableError as exc:
+            print(f"live mode: {exc}", file=sys.stderr)
+            return 2
     from dandelion_client.live import LiveOptions, run_live
 
     options = LiveOptions(
@@ -66,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         mute_while_playing=args.mute_mic_while_playing,
         video=None if args.window == "off" else args.window,
         duration_s=args.duration,
+        echo_cancel=args.echo_cancel,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_live(options))

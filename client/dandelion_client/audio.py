@@ -1,24 +1,32 @@
-"""Audio helpers for the client: read any file, resample, find where the speech ends."""
+"""Audio helpers for the client: read any file, downmix, resample, find where the speech ends."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from dandelion.protocol import INPUT_SAMPLE_RATE
+from dandelion_client.downmix import Audio, downmix
 
-Audio = npt.NDArray[np.float32]
+__all__ = ["Audio", "from_pcm16", "load_audio", "speech_end_seconds", "to_pcm16", "write_wav"]
 
 
 def load_audio(path: str | Path, rate: int = INPUT_SAMPLE_RATE) -> Audio:
-    """Any file soundfile reads (WAV, FLAC, OGG...), any rate and channel count -> mono `rate`."""
+    """Any file soundfile reads (WAV, FLAC, OGG...), any rate and channel count -> mono `rate`.
+
+    Channels that would cancel when averaged give their loudest one alone, with a warning on
+    stderr (see `downmix`)."""
     import soundfile as sf
     import soxr
 
     data, source_rate = sf.read(str(path), dtype="float32", always_2d=True)
-    mono = data.mean(axis=1)
+    mixed = downmix(data, source_rate)
+    warning = mixed.warning(str(path))
+    if warning is not None:
+        print(warning, file=sys.stderr)
+    mono = mixed.audio
     if source_rate != rate:
         mono = soxr.resample(mono, source_rate, rate)
     return np.ascontiguousarray(mono, dtype=np.float32)

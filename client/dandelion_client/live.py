@@ -1,11 +1,16 @@
 """Live mode: microphone in, speaker out, transcripts and replies printed as they come, and the
-avatar in a window (when the server has one and there is a screen)."""
+avatar in a window (when the server has one and there is a screen).
+
+The microphone's sound is downmixed to mono without letting its channels cancel (`downmix.py`),
+then the speaker's echo is taken out of it (`echo_cancel.py`, on unless turned off).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -14,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from dandelion.protocol import IDLE_TURN_ID, INPUT_SAMPLE_RATE, MediaKind, decode_media_frame
+from dandelion_client.downmix import MicDownmix
 
 _BLOCK = INPUT_SAMPLE_RATE // 50  # 20 ms
 
@@ -74,38 +80,59 @@ class LiveOptions:
     mute_while_playing: bool = False
     video: str | None = "jpeg"  # the avatar's codec in the window; None: no window
     duration_s: float | None = None  # stop after this long (None: until Ctrl-C)
+    echo_cancel: bool = True  # WebRTC's echo canceller on the microphone (needs `livekit`)
 
 
 async def run_live(options: LiveOptions) -> None:
     import sounddevice as sd
     import websockets
 
+    channels = _mic_channels(sd, options.input_device)
+    mixer = MicDownmix(INPUT_SAMPLE_RATE, "the microphone", _warn) if channels > 1 else None
     mic: queue.Queue[bytes] = queue.Queue()
     async with websockets.connect(options.url, max_size=None) as ws:
         created = json.loads(await ws.recv())
         player = _Player(int(created["output_audio"]["sample_rate"]))
+        canceller = None
+        if options.echo_cancel:
+            from dandelion_client.echo_cancel import EchoCanceller
+
+            canceller = EchoCanceller(INPUT_SAMPLE_RATE, player.rate)
 
         def on_mic(data: Any, frames: int, time_info: Any, status: Any) -> None:
+            pcm = data.tobytes() if mixer is None else _mono_pcm(mixer, data)
+            if canceller is not None:
+                pcm = canceller.capture(pcm)
             if options.mute_while_playing and player.playing:
-                data = np.zeros_like(data)  # half duplex: no echo without echo cancelling
-            mic.put(bytes(data))
+                pcm = bytes(len(pcm))  # half duplex: no echo, whatever the room
+            mic.put(pcm)
 
         def on_speaker(out: Any, frames: int, time_info: Any, status: Any) -> None:
-            out[:] = np.frombuffer(player.pull(frames * 2), dtype="<i2").reshape(-1, 1)
+            pcm = player.pull(frames * 2)
+            out[:] = np.frombuffer(pcm, dtype="<i2").reshape(-1, 1)
+            if canceller is not None:
+                canceller.render(pcm)  # the far end, as the sound card gets it
 
         view = await _open_window(ws, created, player, options.video)
         print(f"connected: session {created['session_id']} ({created['protocol']}); speak now.")
         started = time.monotonic()
         try:
             with (
-                sd.RawInputStream(
-                    INPUT_SAMPLE_RATE, _BLOCK, options.input_device, 1, "int16", callback=on_mic
-                ),
+                sd.InputStream(
+                    INPUT_SAMPLE_RATE,
+                    _BLOCK,
+                    options.input_device,
+                    channels,
+                    "int16",
+                    callback=on_mic,
+                ) as microphone,
                 sd.OutputStream(
                     player.rate, 0, options.output_device, 1, "int16", callback=on_speaker
                 ) as speaker,
             ):
                 player.output_latency_s = float(speaker.latency)
+                if canceller is not None:
+                    canceller.delay_ms = (float(speaker.latency) + float(microphone.latency)) * 1e3
                 sender = asyncio.create_task(_send_mic(ws, mic))
                 try:
                     while options.duration_s is None or (
@@ -133,6 +160,31 @@ async def run_live(options: LiveOptions) -> None:
                     f"video: {view.window.reply_frames_shown} reply frames and "
                     f"{view.window.idle_frames_shown} idle frames shown"
                 )
+
+
+_MAX_REAL_CHANNELS = 64
+"""More input channels than this is PortAudio not knowing (it says 128 for an ALSA plug device,
+whose upmix of a mono source need not be copies): such a device is opened mono, as before."""
+
+
+def _mic_channels(sd: Any, device: str | int | None) -> int:
+    """Two where the microphone has several channels (so they are mixed here, where a
+    cancelling pair is caught, rather than by the driver), else one."""
+    try:
+        available = int(sd.query_devices(device, "input")["max_input_channels"])
+    except (ValueError, sd.PortAudioError):
+        return 1  # no such input: opening the stream says so
+    return 2 if 2 <= available <= _MAX_REAL_CHANNELS else 1
+
+
+def _mono_pcm(mixer: MicDownmix, block: Any) -> bytes:
+    """A block of PCM16 channels -> PCM16 mono, as `mixer` mixes it."""
+    mono = mixer(block.astype(np.float32) / 32768.0)
+    return np.clip(np.round(mono * 32768.0), -32768, 32767).astype("<i2").tobytes()
+
+
+def _warn(message: str) -> None:
+    print(f"\n{message}", file=sys.stderr)
 
 
 @dataclass

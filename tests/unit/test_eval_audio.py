@@ -159,7 +159,8 @@ def test_sample_rate_is_delivered_and_read_back_at_16k(speech: Clip, tmp_path: P
 
 @pytest.mark.parametrize(
     ("layout", "heard_level"),
-    [("antiphase", 0.0), ("left_only", 0.5), ("right_only", 0.5), ("dual_mono", 1.0)],
+    # The client hears one channel when the two would cancel or one is silent (downmix.py).
+    [("antiphase", 1.0), ("left_only", 1.0), ("right_only", 1.0), ("dual_mono", 1.0)],
 )
 def test_stereo_layouts_as_the_client_hears_them(
     speech: Clip, tmp_path: Path, layout: str, heard_level: float
@@ -315,7 +316,7 @@ def test_build_file_untouched_or_edited(voices: VoiceBank, tmp_path: Path) -> No
         name="g",
     )
     assert built.path == tmp_path / "out" / "g.wav"
-    assert rms(built.audio) < 1e-4  # antiphase: the client's downmix cancels it
+    assert rms(built.audio) > 0.05  # antiphase: the client hears one channel, not silence
     assert close(built.spans, [(1.4, 1.9)])
 
 
