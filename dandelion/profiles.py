@@ -48,7 +48,7 @@ GPU_GGUF_PATH = "/models/Mistral-7B-Instruct-v0.3.Q4_K_M.gguf"
 
 # The Python environments vLLM and Coqui TTS run in on a GPU node (each with ray[serve] and
 # Dandelion at the same versions as the server's): vLLM's GPU wheels and Coqui TTS pin torch
-# builds that conflict with each other and with the server extra's CPU torch.
+# builds that conflict with each other (the server extra has no torch).
 VLLM_PYTHON = "/opt/dandelion/venvs/vllm/bin/python"
 COQUI_PYTHON = "/opt/dandelion/venvs/coqui/bin/python"
 # The weights are local: a model library that tries the hub fails fast instead of hanging.

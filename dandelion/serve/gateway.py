@@ -43,7 +43,7 @@ class Gateway:
         self, settings: dict[str, Any], asr: Any, llm: Any, tts: Any, avatar: Any = None
     ) -> None:
         self.settings = AppSettings.model_validate(settings)
-        # VAD runs here, where the audio arrives: 0.3 ms a frame, never a remote call per frame.
+        # VAD runs here, where the audio arrives: ~0.06 ms a frame, never a remote call per frame.
         self._vad = SileroVAD()
         self._asr, self._llm, self._tts, self._avatar = asr, llm, tts, avatar
         self._stages: ServeStages | None = None
