@@ -146,7 +146,7 @@ async def _bench_asr(settings: AppSettings, rounds: int) -> tuple[str, list[tupl
     text = ""
     for _ in range(rounds):
         started = time.perf_counter()
-        text = recognizer.transcribe(audio)
+        text = recognizer.transcribe(audio).text
         times.append(time.perf_counter() - started)
     seconds = audio.size / 16_000
     rows = [

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dandelion.overlap import DEFAULT_BACKCHANNELS
 from dandelion.turn_taking import TurnConfig
 
 # Measured on Qwen2.5-Coder-1.5B (docs/evaluation.md): naming the weather and the news as live
@@ -27,10 +28,6 @@ SMOLLM2_INSTRUCTIONS = "You are a helpful voice assistant. Keep answers short an
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class VADSettings(_Settings):
-    backend: Literal["silero"] = "silero"
 
 
 class ASRSettings(_Settings):
@@ -194,32 +191,59 @@ class AvatarSettings(_Settings):
     jpeg_quality: int = 80
 
 
-class TurnSettings(_Settings):
-    speech_threshold: float = 0.5
-    silence_threshold: float = 0.35
-    min_speech_ms: int = 96
-    end_of_turn_silence_ms: int = 500
-    speculative_pause_ms: int = 200
-    barge_in_min_speech_ms: int = 192
-    max_turn_ms: int = 28_000
+class TurnSettings(TurnConfig):
+    """The turn-taking fields (turn_taking.TurnConfig), and what the session adds around them."""
+
     # Audio kept before the detected speech start, so the first phoneme is not clipped.
     pre_roll_ms: int = 300
     # While the user speaks, a partial transcript at most this often (0 turns them off).
     partial_interval_ms: int = 1000
+    # Words that, alone over a reply, let it go on (overlap.py). Empty: any speech over the
+    # reply that lasts barge_in_min_speech_ms cuts it, whatever it says.
+    backchannels: tuple[str, ...] = DEFAULT_BACKCHANNELS
+    # Speech over a paused reply longer than this is an interruption whatever its words.
+    backchannel_max_ms: int = 1_200
 
-    def turn_config(self, end_of_turn_silence_ms: int | None = None) -> TurnConfig:
-        eot = end_of_turn_silence_ms or self.end_of_turn_silence_ms
-        return TurnConfig(
-            speech_threshold=self.speech_threshold,
-            silence_threshold=self.silence_threshold,
-            min_speech_ms=self.min_speech_ms,
-            end_of_turn_silence_ms=eot,
-            speculative_pause_ms=self.speculative_pause_ms
-            if self.speculative_pause_ms < eot
-            else 0,
-            barge_in_min_speech_ms=self.barge_in_min_speech_ms,
-            max_turn_ms=self.max_turn_ms,
-        )
+    def turn_config(self, **changes: object) -> TurnConfig:
+        """The detector's config, with a session's changes (`session.update`)."""
+        fields = self.model_dump(include=set(TurnConfig.model_fields))
+        fields.update(changes)
+        if fields["speculative_pause_ms"] >= fields["end_of_turn_silence_ms"]:
+            fields["speculative_pause_ms"] = 0
+        return TurnConfig.model_validate(fields)
+
+
+class SpeechGateSettings(_Settings):
+    """Whether a transcript is speech to answer (dandelion/speech_gate.py). Thresholds measured
+    with tiny.en on 211 English utterances, noises, reversed speech and 81 in other languages
+    (docs/speech-gate.md): 157 of 162 English transcripts heard right passed, 1 of 192 others."""
+
+    enabled: bool = True
+    # A rejected utterance: "ignore" (no reply) or "apologize" (say `not_understood_reply`, or
+    # `english_only_reply` for another language). Sounds with no speech and fillers alone
+    # ("hmm", "uh") are never answered.
+    action: Literal["ignore", "apologize"] = "ignore"
+    not_understood_reply: str = "Sorry, I didn't catch that."
+    english_only_reply: str = "Sorry, I only understand English."
+    # Whisper's P(no speech) at or above this: no speech (English measured <= 0.49; most
+    # noises 0.57-0.97).
+    no_speech_prob: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Mean token log probability at or above this: English decoded with confidence, accepted
+    # (other inputs not rejected before this point measured <= -0.73; short English to -0.98).
+    min_logprob: float = -0.65
+    # Between this and `min_logprob`: accepted only when identified as English with at least
+    # `min_english_probability`, or a common short answer (speech_gate.SHORT_ANSWERS: "Sure.").
+    min_logprob_english: float = -0.95
+    min_english_probability: float = Field(default=0.6, ge=0.0, le=1.0)
+    # Identified as another language with at least this probability: other_language, however
+    # confident the transcript (a multilingual model forced to English translates). Not for a
+    # short answer: one word is too short to identify.
+    other_language_probability: float = Field(default=0.5, ge=0.0, le=1.0)
+    # gzip ratio above this: the decode looped.
+    max_compression_ratio: float = 2.4
+    # A phrase Whisper makes up from noise ("Thank you.", "you") below this log probability:
+    # a non-word ("Thank you." said measured >= -0.20).
+    hallucination_max_logprob: float = -0.5
 
 
 class AutoscalingSettings(_Settings):
@@ -239,7 +263,7 @@ class DeploymentSettings(_Settings):
     autoscaling: AutoscalingSettings | None = None
     # Ray's runtime_env for this deployment's replicas, e.g. {"py_executable": PATH/bin/python}
     # to run them in another Python environment (the GPU profile's vLLM and Coqui: their torch
-    # pins conflict with the server's). None: the environment Serve runs in.
+    # pins conflict with each other). None: the environment Serve runs in.
     runtime_env: dict[str, Any] | None = None
 
     def serve_options(self) -> dict[str, Any]:
@@ -276,12 +300,12 @@ class AppSettings(_Settings):
     # The longest spoken reply, in words (speech runs ~3 words/s): the reply ends at the first
     # sentence end past this many words, and at twice this many in any case. 0: no cap.
     max_reply_words: int = Field(default=50, ge=0)
-    vad: VADSettings = VADSettings()
     asr: ASRSettings = ASRSettings()
     llm: LLMSettings = LLMSettings()
     tts: TTSSettings = TTSSettings()
     avatar: AvatarSettings = AvatarSettings()
     turn: TurnSettings = TurnSettings()
+    speech_gate: SpeechGateSettings = SpeechGateSettings()
     deployments: DeploymentsSettings = DeploymentsSettings()
     # Max conversation messages kept (older exchanges are dropped first).
     max_history_messages: int = Field(default=40, ge=2)

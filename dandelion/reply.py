@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from dandelion.conversation import SpokenChunk
+from dandelion.echo import EchoReference
+from dandelion.end_of_turn import Completeness
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import MediaFrame
 from dandelion.protocol.events import ServerEvent
@@ -62,12 +64,17 @@ class Reply:
     audio: bytes  # the user's utterance, PCM16LE mono 16 kHz
     speech_end: float  # monotonic time when the user's speech ended (estimated), s
     clock: PlaybackClock
+    start_ms: int = 0  # the user's speech, in the session's input audio (ms)
+    end_ms: int = 0
     video_codec: str = "off"  # the avatar's codec for this reply ("off": no video)
     state: ReplyState = ReplyState.SPECULATIVE
     outcome: str | None = None
     transcript: str | None = None
     context: str | None = None  # the date-and-time line its prompt opened the user turn with
     messages: list[dict[str, str]] | None = None  # the LLM prompt, set once transcribed
+    completeness: Completeness = Completeness.UNKNOWN  # of its transcript, as a user turn
+    score_end_of_turn: bool = False  # ask the LLM whether the turn is over (semantic detection)
+    echo: EchoReference | None = None  # its audio as sent, to recognise it in the microphone
     text: str = ""
     tokens: int = 0  # text deltas from the LLM (one per token with llama.cpp)
     chunks: list[SpokenChunk] = field(default_factory=list)

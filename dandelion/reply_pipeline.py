@@ -6,7 +6,8 @@ them (face and voice start together), and the events that finish the reply.
 `ReplyPipeline.run(reply)` is an async iterator of typed outputs; it knows nothing of turn-taking,
 of the conversation or of the WebSocket. The session consumes it: it sends each `Emit` (or holds
 it while the reply is speculative), answers `Transcribed` by setting `reply.messages` (the LLM
-prompt) before asking for the next output, and closes the reply on `Finished`.
+prompt) before asking for the next output, judges the end of the user's turn on `Scored`, and
+closes the reply on `Finished`.
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from dandelion.backends.asr.base import Transcript
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.chunking import SentenceChunker
+from dandelion.config import SpeechGateSettings
 from dandelion.conversation import SpokenChunk
 from dandelion.errors import LLMServiceError
 from dandelion.protocol import ErrorCode, MediaFrame, MediaKind
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
-from dandelion.reply import Outgoing, Reply
+from dandelion.reply import Outgoing, Reply, ReplyState
 from dandelion.reply_length import ReplyLengthCap
+from dandelion.speech_gate import judge, spoken_reply
 from dandelion.spoken_form import to_spoken
 from dandelion.stages import Stages
 from dandelion.telemetry import Telemetry
@@ -53,12 +57,21 @@ class Emit:
 
 @dataclass(frozen=True, slots=True)
 class Finished:
-    """The pipeline is over: `status` is completed, failed or empty. Nothing follows."""
+    """The pipeline is over: `status` is completed, failed or ignored (not speech to answer:
+    speech_gate.py). Nothing follows."""
 
     status: str
 
 
-PipelineOutput = Transcribed | Emit | Finished
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The LLM's end-of-turn probability for the transcript (None: no score), while the reply
+    is still speculative: the session's turn detector uses it."""
+
+    probability: float | None
+
+
+PipelineOutput = Transcribed | Scored | Emit | Finished
 
 _Out = asyncio.Queue[PipelineOutput | None]
 _Speech = asyncio.Queue[tuple[SpeechChunk, float] | None]  # speech pieces and their start (s)
@@ -75,7 +88,7 @@ class ReplyPipeline:
 
     `face_s()`: the session's face clock now (s), read as the voice starts, so the avatar's
     blinks and sway carry on from its idle frames. `max_reply_words`: the spoken-length cap
-    (reply_length.py; 0: none).
+    (reply_length.py; 0: none). `gate`: what transcripts are answered (speech_gate.py).
     """
 
     def __init__(
@@ -86,32 +99,54 @@ class ReplyPipeline:
         telemetry: Telemetry,
         face_s: Callable[[], float] = lambda: 0.0,
         max_reply_words: int = 0,
+        gate: SpeechGateSettings | None = None,
     ) -> None:
         self._stages = stages
         self._clock = clock
         self._telemetry = telemetry
         self._face_s = face_s
         self._max_reply_words = max_reply_words
+        self._gate = gate or SpeechGateSettings()
 
     async def run(self, reply: Reply) -> AsyncIterator[PipelineOutput]:
         try:
             asr_start = self._clock()
-            text = await self._stage(ErrorCode.ASR_FAILED, self._stages.transcribe(reply.audio))
+            transcript = await self._transcribe(reply.audio)
         except _StageFailure as failure:
             for failed in self._failed(reply, failure):
                 yield failed
             return
         reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
         reply.mark("transcript_ms", self._clock())
-        if not any(ch.isalnum() for ch in text):
-            yield Finished("empty")
+        text = transcript.text.strip()
+        verdict = judge(transcript, self._gate)
+        if not verdict.accepted:
+            # Not speech to answer (a noise, a sigh, another language): the client is told
+            # why, the conversation is left as it was, and at most a fixed line is said.
+            log.info("turn %d not answered: %s (%s)", reply.turn_id, verdict.reason, verdict.detail)
+            assert verdict.reason is not None
+            yield Emit(
+                ev.InputIgnored(reply.start_ms, reply.end_ms, reason=verdict.reason, text=text)
+            )
+            line = spoken_reply(verdict, self._gate)
+            if line is not None:
+                yield Emit(ev.ResponseStarted(turn_id=reply.turn_id))
+                async for output in self._outputs(reply, line):
+                    yield output
+            yield Finished("ignored")
             return
-        reply.transcript = text
         yield Transcribed(text)
+        if reply.score_end_of_turn and reply.state is ReplyState.SPECULATIVE:
+            yield Scored(await self._end_of_turn_probability(reply))
         yield Emit(ev.TranscriptFinal(turn_id=reply.turn_id, text=text))
         yield Emit(ev.ResponseStarted(turn_id=reply.turn_id))
+        async for output in self._outputs(reply, None):
+            yield output
+
+    async def _outputs(self, reply: Reply, line: str | None) -> AsyncIterator[PipelineOutput]:
+        """The reply's outputs as `_produce` makes them: the LLM's words, or a fixed `line`."""
         out: _Out = asyncio.Queue()
-        producer = asyncio.create_task(self._produce(reply, out))
+        producer = asyncio.create_task(self._produce(reply, out, line))
         try:
             while (output := await out.get()) is not None:
                 yield output
@@ -120,8 +155,33 @@ class ReplyPipeline:
                 producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
 
-    async def _produce(self, reply: Reply, out: _Out) -> None:
-        """LLM, TTS and avatar for a transcribed reply; every output into `out`, then None."""
+    async def _transcribe(self, audio: bytes) -> Transcript:
+        try:
+            return await self._stages.transcribe(audio)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _StageFailure(ErrorCode.ASR_FAILED, exc) from exc
+
+    async def _end_of_turn_probability(self, reply: Reply) -> float | None:
+        """The LLM's probability that the user's message ends here (None: it cannot say).
+
+        Scored on the reply's own prompt, so the LLM's cache then holds it for the reply.
+        """
+        assert reply.messages is not None, "the session sets the prompt on Transcribed"
+        try:
+            return await self._stages.end_of_turn_probability(reply.messages)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the turn then ends on the words' form and silence alone
+            log.warning("end-of-turn scoring failed for turn %d", reply.turn_id, exc_info=True)
+            return None
+
+    async def _produce(self, reply: Reply, out: _Out, line: str | None) -> None:
+        """LLM (or a fixed `line`), TTS and avatar: every output into `out`, then None.
+
+        A fixed line ends `Finished` by the caller: only the LLM's reply is "completed".
+        """
         speaker: asyncio.Task[None] | None = None
         animator: asyncio.Task[None] | None = None
         try:
@@ -134,7 +194,14 @@ class ReplyPipeline:
             else:
                 face_ready.set()
             speaker = asyncio.create_task(self._speak(reply, chunks, speech, out, face_ready))
-            await self._generate(reply, chunks, out)
+            if line is None:
+                await self._generate(reply, chunks, out)
+            else:
+                reply.text = line
+                chunker = SentenceChunker()
+                for chunk in (*chunker.push(line), *chunker.flush()):
+                    chunks.put_nowait(chunk)
+                chunks.put_nowait(None)
             await speaker
             duration_ms = reply.samples_made * 1000 // self._stages.output_sample_rate
             out.put_nowait(
@@ -142,7 +209,8 @@ class ReplyPipeline:
             )
             if animator is not None:
                 await animator
-            out.put_nowait(Finished("completed"))
+            if line is None:
+                out.put_nowait(Finished("completed"))
         except _StageFailure as failure:
             for output in self._failed(reply, failure):
                 out.put_nowait(output)
@@ -297,11 +365,3 @@ class ReplyPipeline:
             finally:
                 face_ready.set()
                 await frames.aclose()
-
-    async def _stage(self, code: ErrorCode, call: Awaitable[str]) -> str:
-        try:
-            return await call
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            raise _StageFailure(code, exc) from exc

@@ -22,7 +22,10 @@ import numpy as np
 from dandelion.backends.vad.base import VADModel
 from dandelion.config import AppSettings
 from dandelion.conversation import Conversation, heard_text
+from dandelion.echo import ECHO_LIKENESS, EchoReference
+from dandelion.end_of_turn import Completeness, lexical_completeness
 from dandelion.idle_face import IdleFace
+from dandelion.overlap import Overlap, judge_overlap
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import (
     INPUT_CHANNELS,
@@ -36,7 +39,7 @@ from dandelion.protocol import (
 from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Outgoing, Reply, ReplyState
-from dandelion.reply_pipeline import Emit, Finished, ReplyPipeline, Transcribed
+from dandelion.reply_pipeline import Emit, Finished, ReplyPipeline, Scored, Transcribed
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
 from dandelion.time_context import current_line
@@ -58,6 +61,8 @@ _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
+_ECHO_WINDOW_MS = 256  # microphone audio compared with the reply's to recognise its echo
+_OVERLAP_ASR_S = 1.0  # the longest the audio waits for the words of speech over a reply
 
 
 class Session:
@@ -70,6 +75,7 @@ class Session:
         send: Send,
         clock: Callable[[], float] = time.monotonic,
         telemetry: Telemetry | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.session_id = session_id
         self.settings = settings
@@ -77,11 +83,11 @@ class Session:
         self._send_raw = send
         self._send_lock = asyncio.Lock()
         self._clock = clock
+        self._sleep = sleep  # on `clock`'s time
         self._telemetry = telemetry or NoTelemetry()
         self._vad = vad.new_stream()
         self._frame = vad.frame_samples
         self._frame_ms = self._frame // _MS
-        self._eot_silence_ms = settings.turn.end_of_turn_silence_ms
         self._detector = EndpointDetector(settings.turn.turn_config())
         self.conversation = Conversation(
             settings.system_instructions(), settings.max_history_messages
@@ -97,6 +103,7 @@ class Session:
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
+        self._played_task: asyncio.Task[None] | None = None  # announces response.audio.played
         self._video = "off"  # the avatar's codec for this session, once the client asks
         self._idle: IdleFace | None = None  # the face between replies, while video is on
         self._idle_task: asyncio.Task[None] | None = None
@@ -106,6 +113,7 @@ class Session:
             telemetry=self._telemetry,
             face_s=self._face_s,
             max_reply_words=settings.max_reply_words,
+            gate=settings.speech_gate,
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,9 +126,11 @@ class Session:
                 session_id=self.session_id,
                 input_audio=ev.AudioFormat("pcm_s16le", INPUT_SAMPLE_RATE, INPUT_CHANNELS),
                 output_audio=ev.AudioFormat("pcm_s16le", self._stages.output_sample_rate, 1),
-                end_of_turn_silence_ms=self._eot_silence_ms,
+                end_of_turn_silence_ms=self._detector.config.end_of_turn_silence_ms,
                 instructions=self.conversation.instructions,
                 output_video=self._video_info(),
+                turn_detection=self._detector.config.detection,
+                eagerness=self._detector.config.eagerness,
             )
         )
 
@@ -133,7 +143,9 @@ class Session:
     async def close(self) -> None:
         self._telemetry.session_closed()
         tasks = [
-            t for t in (self._partial_task, self._idle_task, self._reply_task) if t is not None
+            t
+            for t in (self._partial_task, self._idle_task, self._reply_task, self._played_task)
+            if t is not None
         ]
         for task in tasks:
             task.cancel()
@@ -172,14 +184,25 @@ class Session:
             await self._restart_idle_face()
         if update.instructions is not None:
             self.conversation.instructions = update.instructions
-        if update.end_of_turn_silence_ms is not None:
-            self._eot_silence_ms = update.end_of_turn_silence_ms
-            self._detector.reconfigure(self.settings.turn.turn_config(self._eot_silence_ms))
+        changes: dict[str, object] = {}
+        if update.end_of_turn_silence_ms is not None:  # a fixed silence: silence detection
+            changes.update(end_of_turn_silence_ms=update.end_of_turn_silence_ms)
+            changes.update(detection="silence")
+        if update.turn_detection is not None:
+            changes.update(detection=update.turn_detection)
+        if update.eagerness is not None:
+            changes.update(eagerness=update.eagerness)
+        if changes:
+            current = self._detector.config.model_dump()
+            self._detector.reconfigure(self.settings.turn.turn_config(**{**current, **changes}))
+        config = self._detector.config
         await self._emit(
             ev.SessionUpdated(
-                end_of_turn_silence_ms=self._eot_silence_ms,
+                end_of_turn_silence_ms=config.end_of_turn_silence_ms,
                 instructions=self.conversation.instructions,
                 video=self._video,
+                turn_detection=config.detection,
+                eagerness=config.eagerness,
             )
         )
 
@@ -227,14 +250,29 @@ class Session:
             probability = self._vad.probability(pending[offset : offset + self._frame])
             self._telemetry.vad_frame(time.perf_counter() - vad_start)
             now_ms = self._samples_seen // _MS
+            if probability >= self._detector.config.silence_threshold and self._is_echo(now_ms):
+                probability = 0.0  # the reply coming back from a loudspeaker is not the user
             decisions = self._detector.update(
                 probability, now_ms, self._frame_ms, responding=self._responding()
             )
             for decision in decisions:
                 await self._on_decision(decision, now_ms)
+            await self._cut_long_overlap(now_ms)
         self._pending = pending[usable:]
         self._maybe_partial()
         self._trim_input()
+
+    def _is_echo(self, now_ms: int) -> bool:
+        """Is the microphone, over the last `_ECHO_WINDOW_MS`, hearing the reply being played?"""
+        reply = self._reply
+        now = self._clock()
+        if reply is None or reply.echo is None or not reply.clock.playing(now):
+            return False
+        pcm = self._input_audio(now_ms - _ECHO_WINDOW_MS, now_ms)
+        mic = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        played = reply.clock.played_samples(now)
+        position = played * INPUT_SAMPLE_RATE // self._stages.output_sample_rate
+        return reply.echo.likeness(mic, position) >= ECHO_LIKENESS
 
     def _trim_input(self) -> None:
         if self._detector.speaking:
@@ -256,8 +294,9 @@ class Session:
             self._segment += 1
             self._last_partial_ms = decision.start_ms
             await self._emit(ev.SpeechStarted(audio_start_ms=decision.start_ms))
+            await self._pause_reply()
         elif isinstance(decision, BargeIn):
-            await self._interrupt(status="interrupted")
+            await self._on_overlap(decision.start_ms, now_ms, final=False)
         elif isinstance(decision, Pause):
             if not self._responding():
                 self._start_reply(decision.start_ms, decision.end_ms, now_ms)
@@ -266,12 +305,73 @@ class Session:
         elif isinstance(decision, EndOfTurn):
             await self._on_end_of_turn(decision, now_ms)
 
+    async def _on_overlap(self, start_ms: int, end_ms: int, final: bool) -> bool:
+        """Judge speech over the reply from its words; cut the reply if it is an interruption.
+
+        Called once the speech has lasted `barge_in_min_speech_ms` (`final` False: only clear
+        words cut it now) and again when it ends (`final` True). True: the reply was cut.
+        """
+        reply = self._reply
+        if reply is None or not self._responding():
+            return True
+        if not self.settings.turn.backchannels or not reply.clock.started:
+            # Judging is off, or none of the reply has been played: the user is going on with
+            # their turn (repair: the reply is dropped, the two parts become one turn).
+            await self._interrupt(status="interrupted")
+            return True
+        self._detector.set_completeness(Completeness.COMPLETE)  # its end: at a short pause
+        audio = self._input_audio(start_ms, end_ms + _END_TAIL_MS)
+        try:
+            transcript = await asyncio.wait_for(self._stages.transcribe(audio), _OVERLAP_ASR_S)
+            heard = transcript.text.strip()
+        except Exception:  # no words to judge by: speech this long over a reply is meant
+            log.warning("transcript of speech over the reply failed", exc_info=True)
+            heard = ""
+            verdict = Overlap.INTERRUPTION if final else Overlap.NOTHING
+        else:
+            verdict = judge_overlap(
+                heard, self._playing_text(reply), self.settings.turn.backchannels
+            )
+        log.debug("session %s: over the reply %r: %s", self.session_id, heard, verdict.value)
+        if verdict is Overlap.INTERRUPTION and self._responding():
+            self._detector.set_completeness(Completeness.UNKNOWN)
+            await self._interrupt(status="interrupted")
+            return True
+        if final:
+            await self._emit(
+                ev.InputIgnored(
+                    audio_start_ms=start_ms, audio_end_ms=end_ms, reason=verdict.value, text=heard
+                )
+            )
+            await self._resume_reply()
+        return False
+
+    async def _cut_long_overlap(self, now_ms: int) -> None:
+        """Speech over a paused reply that goes on this long is no backchannel: cut it."""
+        reply, start = self._reply, self._detector.speech_start_ms
+        if reply is None or not reply.clock.paused or start is None:
+            return
+        if now_ms - start >= self.settings.turn.backchannel_max_ms:
+            self._detector.set_completeness(Completeness.UNKNOWN)
+            await self._interrupt(status="interrupted")
+
+    def _playing_text(self, reply: Reply) -> str:
+        """The reply's words around what the client is playing now (echo comes back late)."""
+        played = reply.clock.played_samples(self._clock())
+        rate = self._stages.output_sample_rate
+        lo, hi = played - 4 * rate, played + rate
+        return " ".join(
+            c.text
+            for c in reply.chunks
+            if c.start_sample < hi and c.start_sample + c.num_samples > lo
+        )
+
     async def _on_end_of_turn(self, turn: EndOfTurn, now_ms: int) -> None:
         segment = self._segment
         self._segment += 1  # partials of the finished segment are stale now
-        if self._responding():
-            # Speech too short to take the turn while the assistant talks (a cough, "uh"):
-            # the reply goes on.
+        # Speech over the reply that has not cut it yet: a backchannel, the reply's echo, or a
+        # cough goes unanswered; anything else cuts the reply and is this turn.
+        if self._responding() and not await self._on_overlap(turn.start_ms, turn.end_ms, True):
             return
         reply = self._reply
         if reply is None or reply.confirmed or reply.segment != segment:
@@ -298,7 +398,11 @@ class Session:
             audio=audio,
             speech_end=now - (now_ms - end_ms) / 1000,
             clock=PlaybackClock(self._stages.output_sample_rate),
+            start_ms=start_ms,
+            end_ms=end_ms,
             video_codec=self._video,
+            score_end_of_turn=self._detector.config.semantic,
+            echo=EchoReference(self._stages.output_sample_rate, INPUT_SAMPLE_RATE),
         )
         self._reply = reply
         self._reply_task = asyncio.create_task(self._run_reply(reply))
@@ -338,7 +442,7 @@ class Session:
 
     async def _partial(self, segment: int, audio: bytes) -> None:
         try:
-            text = await self._stages.transcribe(audio)
+            text = (await self._stages.transcribe(audio)).text.strip()
         except Exception:  # best effort: the final transcript reports failures
             log.warning("partial transcript failed", exc_info=True)
             return
@@ -354,7 +458,44 @@ class Session:
             return False
         if reply.state is ReplyState.CONFIRMED:
             return True
-        return reply.state is ReplyState.DONE and reply.clock.playing(self._clock())
+        clock = reply.clock
+        return reply.state is ReplyState.DONE and (clock.paused or clock.playing(self._clock()))
+
+    async def _pause_reply(self) -> None:
+        """Speech over the reply being played: hold it while its words are judged."""
+        reply = self._reply
+        now = self._clock()
+        if reply is None or not reply.confirmed or not reply.clock.playing(now):
+            return
+        if not self.settings.turn.backchannels:
+            return  # nothing to judge: it is cut once the speech is long enough
+        reply.clock.pause(now)
+        played_ms = reply.clock.played_samples(now) * 1000 // self._stages.output_sample_rate
+        await self._emit(ev.ResponseAudioPaused(turn_id=reply.turn_id, played_ms=played_ms))
+
+    async def _resume_reply(self) -> None:
+        reply = self._reply
+        if reply is None or not reply.clock.paused or reply.over:
+            return
+        reply.clock.resume(self._clock())
+        await self._emit(ev.ResponseAudioResumed(turn_id=reply.turn_id))
+        self._watch_playback(reply)
+
+    def _watch_playback(self, reply: Reply) -> None:
+        """Send `response.audio.played` once a finished reply has played to its end."""
+        if self._played_task is not None:
+            self._played_task.cancel()
+        self._played_task = asyncio.create_task(self._announce_played(reply))
+
+    async def _announce_played(self, reply: Reply) -> None:
+        while reply is self._reply and reply.state is ReplyState.DONE:
+            if reply.clock.paused:
+                return  # its resume watches again
+            remaining = reply.clock.end_s() - self._clock()
+            if remaining <= 0:
+                await self._emit(ev.ResponseAudioPlayed(turn_id=reply.turn_id))
+                return
+            await self._sleep(remaining)
 
     def _face_s(self) -> float:
         return self._idle.now_s() if self._idle is not None else 0.0
@@ -366,6 +507,8 @@ class Session:
                 await self._send_for(reply, output.item, output.samples)
             elif isinstance(output, Transcribed):
                 self._on_transcribed(reply, output.text)
+            elif isinstance(output, Scored):
+                self._judge_turn(reply, reply.completeness.combine(output.probability))
             elif isinstance(output, Finished):
                 reply.outcome = output.status
                 reply.mark("total_ms", self._clock())
@@ -379,6 +522,14 @@ class Session:
         reply.messages = self.conversation.prompt(pending_user=text, context=reply.context)
         if reply.confirmed:
             self._add_user(reply)
+        else:
+            self._judge_turn(reply, lexical_completeness(text))
+
+    def _judge_turn(self, reply: Reply, completeness: Completeness) -> None:
+        """Tell the detector what the words before this pause make, if they are still current."""
+        reply.completeness = completeness
+        if reply.state is ReplyState.SPECULATIVE and reply.segment == self._segment:
+            self._detector.set_completeness(completeness)
 
     def _add_user(self, reply: Reply) -> None:
         assert reply.transcript is not None
@@ -405,6 +556,7 @@ class Session:
         """A confirmed reply's pipeline is over: record it, and close it with response.done."""
         assert reply.outcome is not None
         reply.advance(ReplyState.DONE)
+        self._watch_playback(reply)
         heard = ""
         if reply.outcome == "completed":
             heard = reply.text.strip()
@@ -477,6 +629,8 @@ class Session:
     async def _deliver(self, reply: Reply, item: Outgoing, samples: int) -> None:
         await self._send_raw(item)
         if samples:
+            if reply.echo is not None and isinstance(item, MediaFrame):
+                reply.echo.add(item.payload)
             now = self._clock()
             reply.mark("first_audio_sent_ms", now)
             reply.clock.sent(samples, now)

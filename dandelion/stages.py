@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
+from dandelion.backends.asr.base import Transcript
 from dandelion.backends.tts.base import SpeechChunk
 
 
@@ -28,12 +29,26 @@ class Stages(Protocol):
     output_sample_rate: int
     video: VideoFormat | None  # None: no avatar in this deployment
 
-    async def transcribe(self, pcm16: bytes) -> str:
-        """PCM16LE mono 16 kHz utterance in, its text out."""
+    async def transcribe(self, pcm16: bytes) -> Transcript:
+        """PCM16LE mono 16 kHz utterance in; its text, with Whisper's confidence and language
+        for the speech gate (speech_gate.judge)."""
         ...
 
     def chat(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         """Stream the reply's text deltas; closing the iterator aborts generation."""
+        ...
+
+    async def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """How likely the user's turn is over, by its words: a probability, 0..1.
+
+        `messages` is the prompt `chat` would get (system, history, and last the user's turn
+        so far, as transcribed). The LLM's probability that the message ends after these words
+        (their final punctuation ignored: Whisper ends every segment with a period). None when
+        the LLM backend cannot score (vLLM, an OpenAI-compatible server): fall back to silence.
+        On llama.cpp it reads the prompt `chat` then reuses, so a reply started right after it
+        reads only the last few tokens; it waits for a reply being generated on the same
+        replica. Measured thresholds: docs/evaluation.md, "End of turn: signals measured".
+        """
         ...
 
     def speak(self, text: str) -> AsyncGenerator[SpeechChunk, None]:

@@ -8,27 +8,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from dandelion.end_of_turn import Completeness, Eagerness, required_silence_ms
 
 
-@dataclass(frozen=True, slots=True)
-class TurnConfig:
+class TurnConfig(BaseModel):
+    """How turns are taken. Also the `turn:` section of the server's settings (config.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     speech_threshold: float = 0.5
     # Hysteresis: once speaking, a frame counts as silence only below this (as silero's own
     # iterator does), so soft word endings do not split a turn.
     silence_threshold: float = 0.35
     # Voiced audio needed before we call it speech (filters clicks and coughs).
     min_speech_ms: int = 96
-    # Silence after speech that ends the user's turn.
+    # "semantic": the silence that ends a turn depends on whether the words so far make a
+    # complete turn (end_of_turn.py), scored on the speculative transcript. "silence": a fixed
+    # `end_of_turn_silence_ms`.
+    detection: Literal["semantic", "silence"] = "semantic"
+    # How soon a semantic turn ends (end_of_turn.py's table), as OpenAI's semantic_vad names it.
+    eagerness: Eagerness = "medium"
+    # Silence after speech that ends the user's turn, with detection "silence".
     end_of_turn_silence_ms: int = 500
-    # Silence after which the reply is prepared speculatively (transcribed, generated,
-    # synthesized) but held back until end_of_turn_silence_ms confirms it. 0 turns it off.
-    speculative_pause_ms: int = 200
-    # Speech needed, while the assistant is replying, before it counts as a barge-in.
+    # Silence after which the reply is prepared speculatively (transcribed, scored, generated,
+    # synthesized) but held back until the end of the turn confirms it. 0 turns it off (and
+    # with it semantic detection, which scores the speculative transcript).
+    speculative_pause_ms: int = 160
+    # Speech needed, while the assistant is replying, before its words are judged (overlap.py)
+    # or, without backchannels, before it cuts the reply.
     barge_in_min_speech_ms: int = 192
     # A turn this long is ended even without a pause (Whisper's window is 30 s).
     max_turn_ms: int = 28_000
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> TurnConfig:
         if not 0.0 < self.silence_threshold <= self.speech_threshold < 1.0:
             raise ValueError("need 0 < silence_threshold <= speech_threshold < 1")
         if self.end_of_turn_silence_ms <= 0 or self.min_speech_ms < 0:
@@ -37,6 +54,11 @@ class TurnConfig:
             0 < self.speculative_pause_ms < self.end_of_turn_silence_ms
         ):
             raise ValueError("need 0 <= speculative_pause_ms < end_of_turn_silence_ms")
+        return self
+
+    @property
+    def semantic(self) -> bool:
+        return self.detection == "semantic" and self.speculative_pause_ms > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +114,7 @@ class EndpointDetector:
         self._last_voiced_end = 0
         self._barged_in = False
         self._paused = False  # a Pause was emitted for the current silence
+        self._completeness = Completeness.UNKNOWN  # of the words before the current silence
 
     @property
     def speaking(self) -> bool:
@@ -103,6 +126,18 @@ class EndpointDetector:
 
     def reconfigure(self, config: TurnConfig) -> None:
         self.config = config
+
+    def set_completeness(self, completeness: Completeness) -> None:
+        """What the words before the current pause make (the session's judgement of its
+        speculative transcript). Speech resuming resets it to UNKNOWN."""
+        if self.speaking:
+            self._completeness = completeness
+
+    def end_of_turn_silence_ms(self) -> int:
+        """The silence that ends the current turn, as things stand."""
+        if not self.config.semantic:
+            return self.config.end_of_turn_silence_ms
+        return required_silence_ms(self._completeness, self.config.eagerness)
 
     def update(
         self, probability: float, frame_end_ms: int, frame_ms: int, responding: bool
@@ -132,6 +167,7 @@ class EndpointDetector:
         self._voiced_since = None
         self._barged_in = False
         self._paused = False
+        self._completeness = Completeness.UNKNOWN
         decisions: list[TurnDecision] = [SpeechStart(self._speech_start)]
         decisions.extend(self._maybe_barge_in(frame_end, responding))
         return decisions
@@ -144,11 +180,12 @@ class EndpointDetector:
             self._last_voiced_end = frame_end
             if self._paused:
                 self._paused = False
+                self._completeness = Completeness.UNKNOWN
                 decisions.append(Resume(frame_end - frame_ms))
         decisions.extend(self._maybe_barge_in(frame_end, responding))
         silence = frame_end - self._last_voiced_end
         too_long = frame_end - self._speech_start >= self.config.max_turn_ms
-        if silence >= self.config.end_of_turn_silence_ms or too_long:
+        if silence >= self.end_of_turn_silence_ms() or too_long:
             decisions.append(EndOfTurn(self._speech_start, self._last_voiced_end, frame_end))
             self._state = _State.IDLE
         elif (

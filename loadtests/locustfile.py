@@ -218,6 +218,7 @@ class Reply:
     first_audio_t: float | None = None
     audio_bytes: int = 0
     playback_end: float = 0.0  # when the client would finish playing what it received
+    paused_at: float | None = None  # playback held (response.audio.paused) since then
     status: str | None = None
     errors: list[str] = field(default_factory=list)
 
@@ -351,7 +352,9 @@ class Session:
             reply.first_audio_t = now
         reply.audio_bytes += samples * 2
         rate = self.output_rate or 22_050
-        reply.playback_end = max(now, reply.playback_end) + samples / rate
+        # While paused, the frame queues behind what is held (the clock stands at the pause).
+        clock = now if reply.paused_at is None else reply.paused_at
+        reply.playback_end = max(clock, reply.playback_end) + samples / rate
 
     def _on_event(self, event: dict[str, Any], now: float) -> None:
         kind = event.get("type")
@@ -374,11 +377,25 @@ class Session:
             elif kind == "response.done":
                 reply.status = str(event.get("status"))
             elif kind == "response.interrupted":
-                reply.playback_end = now  # playback stops here
+                reply.playback_end = min(now, reply.paused_at or now)  # playback stopped there
+                reply.paused_at = None
+            elif kind == "response.audio.paused" and reply.paused_at is None:
+                reply.paused_at = now
+            elif kind == "response.audio.resumed" and reply.paused_at is not None:
+                if reply.playback_end > reply.paused_at:  # what was held plays on from now
+                    reply.playback_end += now - reply.paused_at
+                reply.paused_at = None
+            elif kind == "response.audio.played":
+                reply.playback_end = min(reply.playback_end, now)  # the server says it is over
+                reply.paused_at = None
 
     def playing(self) -> bool:
+        """A reply would still be playing, or is paused with audio left (it would resume)."""
         now = time.monotonic()
-        return any(reply.playback_end > now for reply in self.replies.values())
+        return any(
+            reply.playback_end > (now if reply.paused_at is None else reply.paused_at)
+            for reply in self.replies.values()
+        )
 
 
 # --- the locust user -----------------------------------------------------------------------------

@@ -136,6 +136,12 @@ async def _file_mode(args: argparse.Namespace) -> int:
             print(f"assistant: {event['text']}  [{event['status']}]")
         elif kind == "response.interrupted":
             print(f"           (interrupted; heard: {event['heard_text']!r})")
+        elif kind == "response.audio.paused":
+            print(f"           (paused after {event['played_ms']} ms)")
+        elif kind == "response.audio.resumed":
+            print("           (resumed)")
+        elif kind == "response.audio.played":
+            print("           (played to the end)")
         elif kind == "error":
             print(f"error {event['code']}: {event['message']}", file=sys.stderr)
         elif kind == "client.timeout":

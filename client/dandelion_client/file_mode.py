@@ -44,7 +44,12 @@ class Utterance:
 
 @dataclass
 class Recorder:
-    """Every server event with the client's receive time, plus the reply media as played."""
+    """Every server event with the client's receive time, plus the reply media as played.
+
+    Playback is estimated as a player plays: each turn's audio from its arrival, back to back,
+    held while `response.audio.paused` (until `response.audio.resumed`), cut where it stopped on
+    `response.interrupted` (at the pause, after one) or when a newer turn's audio comes while
+    it is paused."""
 
     monotonic: Callable[[], float] = time.monotonic
     """The clock that playback is estimated with (a fake one in tests)."""
@@ -90,6 +95,10 @@ class Recorder:
                 self.video_codec = str(event["video"])
             if event["type"] == "response.interrupted":
                 self._stop_playback(int(event["turn_id"]))
+            elif event["type"] == "response.audio.paused":
+                self._clock(int(event["turn_id"])).pause(self.monotonic())
+            elif event["type"] == "response.audio.resumed":
+                self._clock(int(event["turn_id"])).resume(self.monotonic())
             self.note(event)
             return
         frame = decode_media_frame(message)
@@ -97,9 +106,12 @@ class Recorder:
             kind = "response.audio"
             if frame.turn_id in self.cut_at:
                 return  # in flight when playback stopped: dropped, as a player would
+            for turn, clock in list(self.clocks.items()):
+                if turn != frame.turn_id and clock.paused and turn not in self.cut_at:
+                    self._stop_playback(turn)  # a new reply's audio: the paused one is over
             self.audio.setdefault(frame.turn_id, bytearray()).extend(frame.payload)
-            clock = self.clocks.setdefault(frame.turn_id, PlaybackClock(self.output_rate))
-            clock.sent(len(frame.payload) // 2, self.monotonic())
+            # While the turn is paused, its clock queues this behind what it holds.
+            self._clock(frame.turn_id).sent(len(frame.payload) // 2, self.monotonic())
         elif frame.kind == MediaKind.VIDEO and frame.turn_id == IDLE_TURN_ID:
             kind = "idle.video"  # the face between replies: logged, not part of a reply's MP4
             self.idle_frames += 1
@@ -121,6 +133,9 @@ class Recorder:
             }
         )
 
+    def _clock(self, turn_id: int) -> PlaybackClock:
+        return self.clocks.setdefault(turn_id, PlaybackClock(self.output_rate))
+
     def _stop_playback(self, turn_id: int) -> None:
         clock = self.clocks.get(turn_id)
         played = clock.played_samples(self.monotonic()) if clock else 0
@@ -141,8 +156,12 @@ class Recorder:
         return None
 
     def playing(self) -> bool:
+        """A reply still sounds, or is paused (it will resume, or be interrupted)."""
         now = self.monotonic()
-        return any(clock.playing(now) for clock in self.clocks.values())
+        return any(
+            clock.playing(now) or (clock.paused and turn not in self.cut_at)
+            for turn, clock in self.clocks.items()
+        )
 
     def played_audio(self) -> bytes:
         return b"".join(bytes(self.audio[turn]) for turn in sorted(self.audio))

@@ -25,10 +25,12 @@ _BLOCK = INPUT_SAMPLE_RATE // 50  # 20 ms
 
 
 class _Player:
-    """A byte queue the sound card pulls from; `clear()` stops playback at once (barge-in).
+    """A byte queue the sound card pulls from; `clear()` stops playback at once (barge-in),
+    `pause()` holds it where it is (speech over the reply) and `resume()` plays on from there.
 
     It also knows where each turn's audio sits in the stream, so the avatar window can show a
-    frame when the speaker reaches the frame's time on the turn's clock.
+    frame when the speaker reaches the frame's time on the turn's clock (a paused turn's clock
+    stands still, and so does its picture).
     """
 
     def __init__(self, rate: int) -> None:
@@ -36,24 +38,50 @@ class _Player:
         self.output_latency_s = 0.0  # set once the sound card's stream is open
         self._buffer = bytearray()
         self._lock = threading.Lock()
-        self._pulled = 0  # bytes handed to the sound card so far
+        self._pulled = 0  # bytes of the stream handed to the sound card so far
         self._origins: dict[int, int] = {}  # turn -> stream byte where its pts 0 falls
+        self._paused: int | None = None  # the turn held, if any
         self.turn_cut: set[int] = set()
 
-    def push(self, turn: int, pts_us: int, pcm: bytes) -> None:
+    def push(self, turn: int, pts_us: int, pcm: bytes) -> int | None:
+        """Queue a turn's audio; the turn it drops, if it is a new turn's over a paused one."""
         with self._lock:
+            dropped = None
+            if self._paused is not None and turn != self._paused:
+                dropped, self._paused = self._paused, None  # superseded: its audio goes
+                self.turn_cut.add(dropped)
+                self._buffer.clear()
             if turn not in self._origins:
                 queued_at = self._pulled + len(self._buffer)
                 self._origins[turn] = queued_at - round(pts_us * self.rate / 1e6) * 2
             self._buffer.extend(pcm)
+            return dropped
 
     def clear(self) -> None:
         with self._lock:
             self._buffer.clear()
+            self._paused = None
+
+    def pause(self, turn: int) -> None:
+        """Silence from the next block on, keeping what is queued (and what still comes)."""
+        with self._lock:
+            if turn not in self.turn_cut:
+                self._paused = turn
+
+    def resume(self, turn: int) -> None:
+        with self._lock:
+            if self._paused == turn:
+                self._paused = None
 
     @property
     def playing(self) -> bool:
-        return bool(self._buffer)
+        """Reply audio is sounding (not while paused)."""
+        return bool(self._buffer) and self._paused is None
+
+    @property
+    def holding(self) -> bool:
+        """A reply is sounding or paused with audio still to play: its face stays on screen."""
+        return bool(self._buffer) or self._paused is not None
 
     def position_us(self, turn: int) -> float | None:
         """µs of `turn`'s audio heard so far (None before it starts playing)."""
@@ -66,6 +94,8 @@ class _Player:
 
     def pull(self, num_bytes: int) -> bytes:
         with self._lock:
+            if self._paused is not None:
+                return b"\x00" * num_bytes  # the stream (and each turn's clock) stands still
             out = bytes(self._buffer[:num_bytes])
             del self._buffer[:num_bytes]
             self._pulled += num_bytes
@@ -206,7 +236,7 @@ async def _open_window(ws: Any, created: dict[str, Any], player: _Player, codec:
         "Dandelion",
         (int(video["width"]), int(video["height"])),
         player.position_us,
-        lambda: player.playing,
+        lambda: player.holding,
     )
     try:
         decoders = FrameDecoder(codec), FrameDecoder(codec)
@@ -240,7 +270,9 @@ def _show(message: str | bytes, player: _Player, view: _View | None) -> None:
         if frame.turn_id in player.turn_cut:
             return  # in flight when its playback stopped
         if frame.kind == MediaKind.AUDIO:
-            player.push(frame.turn_id, frame.pts_us, frame.payload)
+            dropped = player.push(frame.turn_id, frame.pts_us, frame.payload)
+            if dropped is not None and view is not None:
+                view.window.cut(dropped)
         elif frame.kind == MediaKind.VIDEO and view is not None:
             if frame.turn_id == IDLE_TURN_ID:
                 for image in view.idle_decoder.decode(frame.payload):
@@ -268,5 +300,11 @@ def _show(message: str | bytes, player: _Player, view: _View | None) -> None:
         if view is not None:
             view.window.cut(turn)
         print(f"\n  [interrupted after {event['played_ms']} ms]")
+    elif kind == "response.audio.paused":
+        player.pause(int(event["turn_id"]))  # the window's frames wait on the turn's clock
+        print(f"\n  [paused after {event['played_ms']} ms]")
+    elif kind == "response.audio.resumed":
+        player.resume(int(event["turn_id"]))
+        print("\n  [resumed]")
     elif kind == "error":
         print(f"\n  [error {event['code']}: {event['message']}]")

@@ -24,9 +24,10 @@ class ASRActor:
         self._lock = asyncio.Lock()
 
     async def transcribe(self, pcm16: bytes) -> dict[str, object]:
-        """PCM16LE mono 16 kHz in; the text and how long the model took."""
+        """PCM16LE mono 16 kHz in; the transcript as plain values (`Transcript.to_dict`: the
+        text, Whisper's confidence, the language) and `seconds`, how long the model took."""
         audio = np.frombuffer(pcm16, dtype=np.int16).astype(np.float32) / 32768.0
         async with self._lock:
             started = time.perf_counter()
-            text = await asyncio.to_thread(self._engine.transcribe, audio)
-        return {"text": text, "seconds": time.perf_counter() - started}
+            transcript = await asyncio.to_thread(self._engine.transcribe, audio)
+        return {**transcript.to_dict(), "seconds": time.perf_counter() - started}

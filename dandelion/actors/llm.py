@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from dandelion.actors.streaming import iterate_in_thread
-from dandelion.backends.llm.base import AsyncChatModel, ChatModel
+from dandelion.backends.llm.base import AsyncChatModel, ChatModel, EndOfTurnScorer
 from dandelion.config import LLMSettings
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,17 @@ class LLMActor:
                     yield delta
         finally:
             self.active_streams -= 1
+
+    async def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """P(the last, user, message is complete), 0..1; None when this backend cannot score.
+
+        On llama.cpp it waits for a reply being generated (one context, one lock): close a
+        speculative reply before scoring the turn that replaces it.
+        """
+        model = self.model
+        if not isinstance(model, EndOfTurnScorer):
+            return None
+        return await asyncio.to_thread(model.end_of_turn_probability, messages)
 
     async def _stream(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         model = self.model

@@ -10,9 +10,11 @@ Definitions (docs/evaluation.md, "Metrics", says the same in prose):
   the utterance's last sound. *Voice-to-voice*: its first reply audio at the client minus that
   same moment. Neither is measured when the final turn ends before the utterance does.
 - *Barge-in time to silence*: the capture time of an interrupting utterance's first sound to the
-  moment the interrupted reply stopped playing at the client.
+  moment the interrupted reply stopped playing at the client (its pause, when
+  `response.audio.paused` came before `response.interrupted`: `Playback.end_t`).
 - A *false barge-in*: a `response.interrupted` on an utterance's final reply that the scenario
   does not expect to be interrupted. Replies to cut-in fragments do not count (the cut-in does).
+  A pause that is resumed is no interruption: the reply plays on.
 """
 
 from __future__ import annotations

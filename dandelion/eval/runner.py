@@ -1,6 +1,7 @@
 """Drives a real server over the wire protocol (docs/protocol.md) as a person would, one scenario
-per session: speaks each turn into the microphone in real time, listens on a loudspeaker, speaks
-again when the reply has finished playing (or over it, when the scenario says so).
+per session: speaks each turn into the microphone in real time, listens on a loudspeaker (which
+pauses, resumes and stops as the server says), speaks again when the reply has finished playing
+(or over it, when the scenario says so).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class _Listener:
             kind = event.get("type")
             if kind == "session.created":
                 self.speaker = Loudspeaker(int(event["output_audio"]["sample_rate"]))
+            elif kind == "response.audio.paused" and self.speaker is not None:
+                self.speaker.pause(int(event["turn_id"]), now)  # speech over it: hold it
+            elif kind == "response.audio.resumed" and self.speaker is not None:
+                self.speaker.resume(int(event["turn_id"]), now)
             elif kind == "response.interrupted" and self.speaker is not None:
                 self.speaker.stop(int(event["turn_id"]), now)
             elif kind == "input_audio.speech_stopped" and self.speaker is not None:
@@ -234,9 +239,10 @@ class ScenarioRun:
         await self._pause(started + after_s - self._now())
 
     async def _floor(self, previous: UtteranceRecord) -> None:
-        """Wait until the floor is free after `previous`: its turn answered and played, or
-        (nothing taken) `settle_s` of silence; and no speech the server heard since (echo,
-        noise) still on its way to becoming a turn, for up to `settle_s`."""
+        """Wait until the floor is free after `previous`: its turn answered and played (not
+        held by a pause: it resumes or is interrupted), or (nothing taken) `settle_s` of silence;
+        and no speech the server heard since (echo, noise) still on its way to becoming a turn,
+        for up to `settle_s`."""
         assert self.listener.speaker is not None
         speaker = self.listener.speaker
         end_ms = previous.sound_end_ms
@@ -244,7 +250,9 @@ class ScenarioRun:
 
         def free() -> bool:
             turns = self.listener.turns()
-            if any(t.status is None for t in turns) or speaker.playing(self._now()):
+            if any(t.status is None for t in turns):
+                return False
+            if speaker.playing(self._now()) or speaker.holding():
                 return False
             heard = self._speech_pending()
             if heard is not None and self._now() < heard + self.scenario.settle_s:

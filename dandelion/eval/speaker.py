@@ -1,9 +1,12 @@
 """The simulated person's loudspeaker: reply audio played as a client plays it. Pure: times in.
 
 Each turn's audio frames play back to back from their arrival (a frame that arrives while earlier
-audio plays waits its turn), as docs/protocol.md §9 asks of clients. Playback of a turn stops on
-its `response.interrupted`, and when a newer turn's audio starts. What plays is kept at 16 kHz,
-so the microphone can pick it up again (echo) and the bench can transcribe what was heard.
+audio plays waits its turn), as docs/protocol.md §9 asks of clients. `response.audio.paused` holds
+a turn's playback where it is (what is not played yet, and frames that still arrive, wait);
+`response.audio.resumed` plays on from there. Playback of a turn stops on its
+`response.interrupted` (after a pause: it went silent at the pause), and when a newer turn's
+audio starts. What plays is kept at 16 kHz, so the microphone can pick it up again (echo) and the
+bench can transcribe what was heard.
 """
 
 from __future__ import annotations
@@ -26,15 +29,51 @@ class _Track:
     start_t: float
     audio: list[Samples] = field(default_factory=list)  # pieces at the output rate
     starts: list[float] = field(default_factory=list)  # when each piece starts playing
-    end_t: float = 0.0  # when the queued audio runs out
+    end_t: float = 0.0  # when the scheduled audio runs out
     stop_t: float | None = None
+    paused_at: float | None = None
+    held: list[Samples] = field(default_factory=list)  # not played at the pause, in order
+    pauses: int = 0
+    paused_s: float = 0.0  # time held, over all pauses (to the resume, or to the stop)
 
     def played_until(self) -> float:
         return self.end_t if self.stop_t is None else min(self.stop_t, self.end_t)
 
+    def pause(self, at: float, rate: int) -> None:
+        """Hold playback at `at`: the unplayed rest of each piece moves to `held`."""
+        kept: list[tuple[float, Samples]] = []
+        for start, piece in zip(self.starts, self.audio, strict=True):
+            played = min(len(piece), max(0, round((at - start) * rate)))
+            if played:
+                kept.append((start, piece[:played]))
+            if played < len(piece):
+                self.held.append(piece[played:])
+        self.starts = [start for start, _ in kept]
+        self.audio = [piece for _, piece in kept]
+        if self.held:
+            self.end_t = at  # the scheduled audio now runs out here
+        self.paused_at = at
+        self.pauses += 1
+
+    def resume(self, at: float, rate: int) -> None:
+        """Play what was held back to back from `at` (it has all arrived)."""
+        if self.paused_at is None:
+            return
+        self.paused_s += max(0.0, at - self.paused_at)
+        cursor = max(at, self.end_t)
+        for piece in self.held:
+            self.audio.append(piece)
+            self.starts.append(cursor)
+            cursor += len(piece) / rate
+        if self.held:
+            self.end_t = cursor
+        self.held = []
+        self.paused_at = None
+
 
 class Loudspeaker:
-    """Feed it each reply audio frame as it arrives (`play`), stop it on an interruption."""
+    """Feed it each reply audio frame as it arrives (`play`), hold it on a pause (`pause`,
+    `resume`), stop it on an interruption (`stop`)."""
 
     def __init__(self, output_rate: int) -> None:
         self._rate = output_rate
@@ -51,22 +90,48 @@ class Loudspeaker:
         if track.stop_t is not None:
             return  # stopped: a player drops what comes later
         samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+        if track.paused_at is not None:
+            track.held.append(samples)  # buffered behind what the pause held
+            return
         start = max(at, track.end_t)
         track.audio.append(samples)
         track.starts.append(start)
         track.end_t = start + len(samples) / self._rate
 
+    def pause(self, turn_id: int, at: float) -> None:
+        """`response.audio.paused`: the turn goes silent at `at`, keeping what it has not played."""
+        track = self._tracks.get(turn_id)
+        if track is not None and track.stop_t is None and track.paused_at is None:
+            track.pause(at, self._rate)
+
+    def resume(self, turn_id: int, at: float) -> None:
+        """`response.audio.resumed`: the turn plays on from where it paused."""
+        track = self._tracks.get(turn_id)
+        if track is not None and track.stop_t is None and track.paused_at is not None:
+            track.resume(at, self._rate)
+
     def stop(self, turn_id: int, at: float) -> None:
+        """The turn's playback is over (after a pause: it went silent at the pause); what it has
+        not played is dropped."""
         track = self._tracks.get(turn_id)
         if track is not None and track.stop_t is None:
             track.stop_t = at
+            if track.paused_at is not None:
+                track.paused_s += max(0.0, at - track.paused_at)
 
     def stop_all(self, at: float) -> None:
         for turn_id in self._tracks:
             self.stop(turn_id, at)
 
     def playing(self, now: float) -> bool:
+        """Some reply sounds at `now` (a paused one does not)."""
         return any(t.start_t <= now < t.played_until() for t in self._tracks.values())
+
+    def holding(self) -> bool:
+        """Some reply is paused with audio left to play: it will resume or be interrupted."""
+        return any(
+            t.paused_at is not None and t.stop_t is None and t.held for t in self._tracks.values()
+        )
 
     def first_audio_t(self, turn_id: int) -> float | None:
         track = self._tracks.get(turn_id)
@@ -122,7 +187,9 @@ class Loudspeaker:
             records[turn_id] = Playback(
                 start_t=track.start_t,
                 end_t=end,
-                cut=track.stop_t is not None and track.stop_t < track.end_t,
+                cut=track.stop_t is not None and (track.stop_t < track.end_t or bool(track.held)),
                 played_s=played,
+                pauses=track.pauses,
+                paused_s=track.paused_s,
             )
         return records

@@ -50,11 +50,16 @@ class Playback:
     start_t: float
     """When its first sample played (its first frame's arrival)."""
     end_t: float
-    """When the last sample played, or when playback was stopped."""
+    """When the last sample played: when playback was stopped, or, when it was stopped while
+    paused (`response.audio.paused`, then `response.interrupted`), when it paused."""
     cut: bool
     """Stopped before all the audio received had played (`response.interrupted`, or a new
-    turn's `speech_stopped`)."""
+    turn's `speech_stopped` or audio)."""
     played_s: float
+    pauses: int = 0
+    """`response.audio.paused` that held it (each followed by a resume, or by the stop)."""
+    paused_s: float = 0.0
+    """Time it was held silent, over all its pauses: a resumed reply ends that much later."""
 
 
 @dataclass

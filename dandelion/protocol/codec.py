@@ -29,6 +29,8 @@ MAX_AUDIO_FRAME_BYTES = 64 * 1024
 MAX_TEXT_MESSAGE_BYTES = 64 * 1024
 MAX_INSTRUCTIONS_CHARS = 8_000
 VIDEO_CODECS = ("off", "jpeg", "h264")
+TURN_DETECTIONS = ("semantic", "silence")  # end of turn by meaning, or by a fixed silence
+EAGERNESS = ("low", "medium", "high")
 
 # magic, version, kind, reserved, turn_id, seq, pts_us
 _MEDIA_HEADER = struct.Struct("<4sBBHIIQ")
@@ -126,7 +128,8 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
     session = body.get("session", {})
     if not isinstance(session, dict):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "session.update needs a 'session' object")
-    unknown = set(session) - {"instructions", "end_of_turn_silence_ms", "video"}
+    known = {"instructions", "end_of_turn_silence_ms", "video", "turn_detection", "eagerness"}
+    unknown = set(session) - known
     if unknown:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT, f"session.update: unknown fields {sorted(unknown)}"
@@ -151,4 +154,20 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT, f"video must be one of {', '.join(VIDEO_CODECS)}"
         )
-    return SessionUpdate(instructions=instructions, end_of_turn_silence_ms=silence, video=video)
+    detection = session.get("turn_detection")
+    if detection is not None and detection not in TURN_DETECTIONS:
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"turn_detection must be one of {', '.join(TURN_DETECTIONS)}"
+        )
+    eagerness = session.get("eagerness")
+    if eagerness is not None and eagerness not in EAGERNESS:
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, f"eagerness must be one of {', '.join(EAGERNESS)}"
+        )
+    return SessionUpdate(
+        instructions=instructions,
+        end_of_turn_silence_ms=silence,
+        video=video,
+        turn_detection=detection,
+        eagerness=eagerness,
+    )

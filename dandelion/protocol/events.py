@@ -24,8 +24,10 @@ class AudioIn:
 class SessionUpdate:
     type: ClassVar[str] = "session.update"
     instructions: str | None = None
-    end_of_turn_silence_ms: int | None = None
+    end_of_turn_silence_ms: int | None = None  # also switches turn_detection to "silence"
     video: str | None = None  # "off", "jpeg" or "h264"
+    turn_detection: str | None = None  # "semantic" or "silence"
+    eagerness: str | None = None  # "low", "medium" or "high" (semantic detection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,8 @@ class SessionCreated(ServerEvent):
     end_of_turn_silence_ms: int
     instructions: str
     output_video: VideoInfo
+    turn_detection: str = "semantic"
+    eagerness: str = "medium"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +105,8 @@ class SessionUpdated(ServerEvent):
     end_of_turn_silence_ms: int
     instructions: str
     video: str
+    turn_detection: str = "semantic"
+    eagerness: str = "medium"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,18 @@ class SpeechStopped(ServerEvent):
     audio_start_ms: int
     audio_end_ms: int
     turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputIgnored(ServerEvent):
+    """Speech the server heard and chose not to answer, and why: a backchannel or the reply's
+    own echo over a reply, no words (a noise), or not real speech (speech_gate.py)."""
+
+    type: ClassVar[str] = "input_audio.ignored"
+    audio_start_ms: int
+    audio_end_ms: int
+    reason: str
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +183,32 @@ class ResponseInterrupted(ServerEvent):
     turn_id: int
     played_ms: int
     heard_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioPaused(ServerEvent):
+    """Speech over the reply: stop playing this turn's audio now, keep what is buffered."""
+
+    type: ClassVar[str] = "response.audio.paused"
+    turn_id: int
+    played_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioResumed(ServerEvent):
+    """It was a backchannel, the reply's echo or a noise: play on from where it paused."""
+
+    type: ClassVar[str] = "response.audio.resumed"
+    turn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseAudioPlayed(ServerEvent):
+    """The client has (by the server's estimate) played all of this turn's audio: the floor is
+    the user's; speaking now interrupts nothing."""
+
+    type: ClassVar[str] = "response.audio.played"
+    turn_id: int
 
 
 @dataclass(frozen=True, slots=True)

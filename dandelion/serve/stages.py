@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from dandelion.backends.asr.base import Transcript
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.stages import VideoFormat, VideoFrame
 
@@ -26,9 +27,9 @@ class ServeStages:
         self.output_sample_rate = output_sample_rate
         self.video = video
 
-    async def transcribe(self, pcm16: bytes) -> str:
+    async def transcribe(self, pcm16: bytes) -> Transcript:
         result: dict[str, Any] = await self._asr.transcribe.remote(pcm16)
-        return str(result["text"])
+        return Transcript.from_dict(result)
 
     async def chat(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         stream = self._llm.options(stream=True).stream.remote(messages)
@@ -38,6 +39,10 @@ class ServeStages:
         finally:
             # Reaches the replica as a cancellation: the LLM thread stops within a token.
             stream.cancel()
+
+    async def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        probability: float | None = await self._llm.end_of_turn_probability.remote(messages)
+        return probability
 
     async def speak(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
         stream = self._tts.options(stream=True).synthesize.remote(text)

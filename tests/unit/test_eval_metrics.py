@@ -383,6 +383,53 @@ def test_backchannel_that_cuts_the_reply_is_a_false_barge_in() -> None:
     assert metric([result], "false_barge_ins") == 1
 
 
+def test_backchannel_that_pauses_the_reply_which_then_resumes_is_no_barge_in() -> None:
+    # "Mm-hmm" 2 s into the answer (5.0-5.4 s): the reply pauses at 5.1 s, resumes at 5.9 s
+    # and plays on to its end, 0.8 s later than it would have.
+    spec = scenario(
+        Turn(say="Tell me about Rome."),
+        Turn(say="Mm-hmm.", kind="backchannel", over_reply_s=2.0),
+    )
+    events = turn_events(
+        1,
+        0,
+        2000,
+        2.5,
+        transcript="Tell me about Rome.",
+        reply="Rome was",
+        first_audio_t=3.0,
+        audio_s=4.0,
+    )
+    events += [
+        {"type": "response.audio.paused", "turn_id": 1, "played_ms": 2100, "t": 5.1},
+        {"type": "response.audio.resumed", "turn_id": 1, "t": 5.9},
+    ]
+    playback = Playback(start_t=3.0, end_t=7.8, cut=False, played_s=4.0, pauses=1, paused_s=0.8)
+    run = timeline(
+        [utterance(0, [(0, 2000)]), utterance(1, [(5000, 5400)])], events, playback={1: playback}
+    )
+    result = score_scenario(spec, run)
+    turn = first(result)
+    assert (turn.interrupted, turn.false_barge_in, turn.barge_in_s) == (False, None, None)
+    assert turn.reply_s == pytest.approx(4.0)  # a completed reply's length: its audio, no gap
+    assert result.passed
+    assert metric([result], "false_barge_ins") == 0
+
+
+def test_barge_in_after_a_pause_is_timed_to_the_pause() -> None:
+    # The reply paused at 4.1 s (the interrupter's first sound at 4.0 s), and the server found
+    # it a real interruption at 4.4 s: it has been silent since the pause.
+    spec, run = interruption(interrupted=True)
+    paused = {"type": "response.audio.paused", "turn_id": 1, "played_ms": 1100, "t": 4.1}
+    run.events = sorted([*run.events, paused], key=lambda e: e["t"])
+    run.playback = {
+        1: Playback(start_t=3.0, end_t=4.1, cut=True, played_s=1.1, pauses=1, paused_s=0.3)
+    }
+    turn = first(score_scenario(spec, run))
+    assert turn.interrupted and turn.false_barge_in is None
+    assert turn.barge_in_s == pytest.approx(0.1)
+
+
 @pytest.mark.parametrize(
     ("first_audio_t", "interrupted_t"),
     [

@@ -94,3 +94,68 @@ def test_stop_all_ends_every_reply_and_leaves_new_ones_free() -> None:
     records = speaker.record()
     assert records[1].cut and records[1].end_t == 0.5
     assert not records[2].cut and speaker.playing(0.7)
+
+
+def _ramp(samples: int) -> bytes:
+    """Distinct, increasing samples (0, 1, 2, ...): where each one plays can be read back."""
+    return np.arange(samples, dtype="<i2").tobytes()
+
+
+def test_a_paused_then_resumed_reply_plays_every_sample_in_order_with_a_gap() -> None:
+    speaker = Loudspeaker(RATE)  # at 16 kHz, `played` is the samples themselves
+    speaker.play(1, _ramp(RATE // 2), at=0.0)  # 0.5 s
+    speaker.pause(1, at=0.2)
+    assert not speaker.playing(0.3) and speaker.holding()
+    speaker.play(1, _ramp(RATE // 4), at=0.4)  # arrives while paused: waits behind the rest
+    speaker.resume(1, at=1.0)
+    assert speaker.playing(1.0) and not speaker.holding()
+    # The rest of the first frame (0.3 s), then the second (0.25 s), from the resume on.
+    assert speaker.playing(1.54) and not speaker.playing(1.56)
+    record = speaker.record()[1]
+    assert not record.cut and record.pauses == 1 and abs(record.paused_s - 0.8) < 1e-9
+    assert abs(record.end_t - 1.55) < 1e-3
+    assert abs(record.played_s - 0.75) < 1e-3
+    # Every sample, once, in order: the pause drops and repeats nothing.
+    expected = np.concatenate((np.arange(RATE // 2), np.arange(RATE // 4))) / 32768.0
+    assert np.array_equal(speaker.played(1), expected.astype(np.float32))
+    # Silent from the pause to the resume, sounding on either side.
+    assert speaker.render(0.1, RATE // 20).any()
+    assert not speaker.render(0.25, RATE // 2).any()
+    assert speaker.render(1.1, RATE // 20).any()
+
+
+def test_an_interruption_after_a_pause_stops_the_reply_at_the_pause() -> None:
+    speaker = Loudspeaker(OUT)
+    speaker.play(2, _tone(2.0), at=1.0)
+    speaker.pause(2, at=1.5)
+    speaker.play(2, _tone(0.2), at=1.6)  # held, then dropped with the rest
+    speaker.stop(2, at=1.9)  # response.interrupted
+    speaker.resume(2, at=2.0)  # too late: nothing plays again
+    assert not speaker.playing(2.1) and not speaker.holding()
+    record = speaker.record()[2]
+    assert record.cut and record.end_t == 1.5  # silent since the pause, not since the stop
+    assert (record.pauses, abs(record.paused_s - 0.4) < 1e-9) == (1, True)
+    assert abs(record.played_s - 0.5) < 1e-3
+    assert abs(len(speaker.played(2)) / RATE - 0.5) < 0.01
+
+
+def test_a_new_replys_audio_drops_a_paused_one() -> None:
+    speaker = Loudspeaker(OUT)
+    speaker.play(1, _tone(2.0), at=0.0)
+    speaker.pause(1, at=0.5)
+    speaker.play(2, _tone(0.5), at=0.9)
+    records = speaker.record()
+    assert records[1].cut and records[1].end_t == 0.5
+    assert speaker.playing(1.0) and not speaker.holding()
+
+
+def test_no_echo_while_the_reply_is_paused() -> None:
+    speaker = Loudspeaker(OUT)
+    mic = Microphone(speaker, Echo(level_db=-20, delay_ms=0))
+    speaker.play(1, _tone(2.0), at=0.0)
+    speaker.pause(1, at=0.2)  # frames 0-9 capture the reply, 10-29 the pause
+    frames = [np.frombuffer(mic.frame(), "<i2") for _ in range(30)]
+    assert all(f.any() for f in frames[:10])
+    assert not any(f.any() for f in frames[10:])
+    speaker.resume(1, at=0.6)
+    assert np.frombuffer(mic.frame(), "<i2").any()  # 0.6-0.62 s: the reply again

@@ -209,6 +209,9 @@ def session_update(session: object) -> str:
         ({"instructions": "Hi", "end_of_turn_silence_ms": 800},
          ev.SessionUpdate(instructions="Hi", end_of_turn_silence_ms=800)),
         ({"instructions": None, "end_of_turn_silence_ms": None}, ev.SessionUpdate()),
+        ({"turn_detection": "silence"}, ev.SessionUpdate(turn_detection="silence")),
+        ({"turn_detection": "semantic", "eagerness": "low"},
+         ev.SessionUpdate(turn_detection="semantic", eagerness="low")),
     ],
 )  # fmt: skip
 def test_session_update_valid(session: dict[str, object], expected: ev.SessionUpdate) -> None:
@@ -238,6 +241,9 @@ def test_session_update_without_session_object() -> None:
         {"end_of_turn_silence_ms": "500"},
         {"end_of_turn_silence_ms": True},
         {"end_of_turn_silence_ms": [500]},
+        {"turn_detection": "server_vad"},
+        {"eagerness": "auto"},
+        {"eagerness": 1},
     ],
 )
 def test_session_update_invalid(session: object) -> None:
@@ -297,6 +303,8 @@ def test_encode_session_created_nests_audio_formats() -> None:
             "height": 512,
             "idle_fps": 10.0,
         },
+        "turn_detection": "semantic",
+        "eagerness": "medium",
     }
 
 
@@ -328,7 +336,7 @@ def test_encode_is_compact_and_keeps_unicode() -> None:
         (ev.Pong(), {"type": "pong"}),
         (ev.SessionUpdated(end_of_turn_silence_ms=800, instructions="x", video="off"),
          {"type": "session.updated", "end_of_turn_silence_ms": 800, "instructions": "x",
-          "video": "off"}),
+          "video": "off", "turn_detection": "semantic", "eagerness": "medium"}),
         (ev.SpeechStarted(audio_start_ms=320),
          {"type": "input_audio.speech_started", "audio_start_ms": 320}),
         (ev.SpeechStopped(audio_start_ms=320, audio_end_ms=960, turn_id=1),

@@ -6,11 +6,14 @@ import asyncio
 
 import pytest
 
+from dandelion.backends.asr.base import Transcript
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import MediaFrame
 from dandelion.protocol import events as ev
 from dandelion.reply import IllegalTransition, Reply, ReplyState
 from tests.unit.session_harness import Harness, ScriptedStages
+
+SILENCE = {"detection": "silence"}  # a fixed 500 ms: these tests are about the reply's life
 
 
 def run(test: object) -> None:
@@ -19,7 +22,7 @@ def run(test: object) -> None:
 
 def test_a_speculative_reply_is_held_until_the_turn_ends_then_flushed_in_order() -> None:
     async def test() -> None:
-        h = Harness()
+        h = Harness(turn=SILENCE)
         await h.start()
         await h.speak(800)
         await h.silence(320)  # past the 200 ms pause: the reply is made, not sent
@@ -42,7 +45,9 @@ def test_a_speculative_reply_is_held_until_the_turn_ends_then_flushed_in_order()
 
 def test_speech_after_the_pause_drops_the_speculative_reply_unheard() -> None:
     async def test() -> None:
-        h = Harness(ScriptedStages(transcripts=["I would like", "I would like a table"]))
+        h = Harness(
+            ScriptedStages(transcripts=["I would like", "I would like a table"]), turn=SILENCE
+        )
         await h.start()
         await h.speak(640)
         await h.silence(320)  # speculative reply for the first half
@@ -65,7 +70,7 @@ def test_speech_after_the_pause_drops_the_speculative_reply_unheard() -> None:
 def test_barge_in_cuts_the_reply_and_keeps_only_what_was_heard() -> None:
     async def test() -> None:
         stages = ScriptedStages(reply=["One two three four. ", "Five six seven eight."])
-        h = Harness(stages)
+        h = Harness(stages, turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(640)  # turn ends; 2 s of reply audio starts playing
@@ -91,7 +96,8 @@ def test_barge_in_cuts_the_reply_and_keeps_only_what_was_heard() -> None:
 
 def test_a_cough_over_the_reply_does_not_interrupt_it() -> None:
     async def test() -> None:
-        h = Harness(ScriptedStages(speech_s_per_chunk=2.0))
+        stages = ScriptedStages(transcripts=["What is the time?", ""], speech_s_per_chunk=2.0)
+        h = Harness(stages, turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(800)
@@ -104,10 +110,133 @@ def test_a_cough_over_the_reply_does_not_interrupt_it() -> None:
     run(test)
 
 
+@pytest.mark.parametrize(
+    ("over_the_reply", "reason"),
+    [("Uh-huh.", "backchannel"), ("Yeah, right.", "backchannel"), ("noon. Enjoy", "echo")],
+)
+def test_backchannels_and_echo_over_the_reply_let_it_go_on(
+    over_the_reply: str, reason: str
+) -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What is the time?", over_the_reply])
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        await h.silence(320)
+        await h.speak(416)  # over the reply, past barge_in_min_speech_ms
+        paused = h.events(ev.ResponseAudioPaused)
+        assert len(paused) == 1 and not h.events(ev.ResponseAudioResumed)
+        await h.silence(640)
+        assert not h.events(ev.ResponseInterrupted)
+        (ignored,) = h.events(ev.InputIgnored)
+        assert ignored.reason == reason  # type: ignore[attr-defined]
+        assert len(h.events(ev.ResponseAudioResumed)) == 1
+        assert not h.events(ev.ResponseAudioPlayed)  # 2 s of reply, held ~0.6 s
+        await h.silence(4000)
+        assert len(h.events(ev.ResponseAudioPlayed)) == 1
+        assert len(h.events(ev.SpeechStopped)) == 1  # no turn for it
+        assert [d.status for d in h.events(ev.ResponseDone)] == ["completed"]  # type: ignore[attr-defined]
+        await h.close()
+
+    run(test)
+
+
+def test_words_over_the_reply_cut_it_as_soon_as_they_are_heard() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=["What is the time?", "Wait, stop", "Wait, stop. What about Tuesday?"]
+        )
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(960)
+        await h.speak(128)
+        assert h.events(ev.ResponseAudioPaused)  # at speech start: the reply is held at once
+        await h.speak(96)  # judged at barge_in_min_speech_ms: words, not a backchannel
+        (cut,) = h.events(ev.ResponseInterrupted)
+        (paused,) = h.events(ev.ResponseAudioPaused)
+        assert cut.played_ms == paused.played_ms  # type: ignore[attr-defined]
+        await h.speak(960)
+        await h.silence(640)
+        finals = [f.text for f in h.events(ev.TranscriptFinal)]  # type: ignore[attr-defined]
+        assert finals[-1] == "Wait, stop. What about Tuesday?"
+        await h.close()
+
+    run(test)
+
+
+@pytest.mark.parametrize("gain", [0.1, 1.0, 2.0])  # -20 dB to +6 dB
+def test_the_replys_own_echo_neither_pauses_nor_interrupts_it(gain: float) -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What is the time?", "It is noon."])
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        await h.echo(1600, gain)
+        assert h.types().count("input_audio.speech_started") == 1  # only the question's
+        assert not h.events(ev.ResponseAudioPaused)
+        assert not h.events(ev.ResponseInterrupted)
+        await h.close()
+
+    run(test)
+
+
+def test_speech_over_the_echo_still_interrupts() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What is the time?", "Stop, tell me a joke."])
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        await h.echo(320, 1.0)
+        await h.speak(480)  # a person, louder than the echo
+        assert h.events(ev.ResponseInterrupted)
+        await h.close()
+
+    run(test)
+
+
+def test_long_speech_over_the_reply_cuts_it_whatever_its_words() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What is the time?", "Yeah"])
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(960)
+        await h.speak(960)
+        assert not h.events(ev.ResponseInterrupted)  # "Yeah" so far: held, not cut
+        await h.speak(320)  # past backchannel_max_ms
+        assert h.events(ev.ResponseInterrupted)
+        await h.close()
+
+    run(test)
+
+
+def test_the_floor_is_announced_when_the_reply_has_played() -> None:
+    async def test() -> None:
+        h = Harness(turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        assert h.events(ev.ResponseDone) and not h.events(ev.ResponseAudioPlayed)
+        await h.silence(3200)
+        (audio_done,) = h.events(ev.ResponseAudioDone)
+        duration = audio_done.duration_ms  # type: ignore[attr-defined]
+        played = h.first_sent_ms(lambda item: isinstance(item, ev.ResponseAudioPlayed))
+        first_audio = h.first_sent_ms(lambda item: isinstance(item, MediaFrame))
+        assert played is not None and first_audio is not None
+        assert duration <= played - first_audio <= duration + 2 * 32  # to the frame
+        await h.close()
+
+    run(test)
+
+
 def test_response_cancel_stops_a_reply_being_made() -> None:
     async def test() -> None:
         gate = asyncio.Event()
-        h = Harness(ScriptedStages(asr_gate=gate))
+        h = Harness(ScriptedStages(asr_gate=gate), turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(640)  # confirmed, still transcribing
@@ -130,7 +259,7 @@ def test_response_cancel_stops_a_reply_being_made() -> None:
 def test_a_failing_stage_fails_the_turn_and_the_session_goes_on(stage: str, code: str) -> None:
     async def test() -> None:
         stages = ScriptedStages(fail={stage})
-        h = Harness(stages)
+        h = Harness(stages, turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(640)
@@ -154,7 +283,7 @@ def test_a_turn_cut_before_its_transcript_is_carried_into_the_next() -> None:
     async def test() -> None:
         gate = asyncio.Event()
         stages = ScriptedStages(asr_gate=gate, transcripts=["first", "first and second"])
-        h = Harness(stages)
+        h = Harness(stages, turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(640)  # confirmed; the ASR is slow
@@ -173,7 +302,7 @@ def test_a_turn_cut_before_its_transcript_is_carried_into_the_next() -> None:
 
 def test_no_reply_audio_goes_out_before_the_turn_is_confirmed() -> None:
     async def test() -> None:
-        h = Harness()
+        h = Harness(turn=SILENCE)
         await h.start()
         await h.speak(640)
         await h.silence(960)
@@ -199,3 +328,43 @@ def test_reply_states_only_move_forward() -> None:
     dropped.advance(ReplyState.DROPPED)
     with pytest.raises(IllegalTransition):
         dropped.advance(ReplyState.CONFIRMED)
+
+
+def test_a_noise_taken_for_words_is_not_answered() -> None:
+    async def test() -> None:
+        sigh = Transcript("Okay, take part.", no_speech_prob=0.8, avg_logprob=-1.1)
+        stages = ScriptedStages(transcripts=[sigh])
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        (ignored,) = h.events(ev.InputIgnored)
+        assert ignored.reason == "no_speech"  # type: ignore[attr-defined]
+        assert not h.events(ev.TranscriptFinal) and not h.audio_frames()
+        assert [d.status for d in h.events(ev.ResponseDone)] == ["ignored"]  # type: ignore[attr-defined]
+        assert h.session.conversation.messages == [] and not stages.prompts
+        await h.close()
+
+    run(test)
+
+
+def test_another_language_gets_the_english_only_line_when_asked_to_apologize() -> None:
+    async def test() -> None:
+        spanish = Transcript(
+            "Where is the station?", avg_logprob=-0.5, language="es", language_probability=0.9
+        )
+        stages = ScriptedStages(transcripts=[spanish])
+        h = Harness(stages, turn=SILENCE, speech_gate={"action": "apologize"})
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        (ignored,) = h.events(ev.InputIgnored)
+        assert ignored.reason == "other_language"  # type: ignore[attr-defined]
+        assert stages.spoken == ["Sorry, I only understand English."]
+        assert h.audio_frames() and not stages.prompts  # said, without asking the LLM
+        (done,) = h.events(ev.ResponseDone)
+        assert done.status == "ignored"  # type: ignore[attr-defined]
+        assert h.session.conversation.messages == []
+        await h.close()
+
+    run(test)

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 
 import pytest
 
+from dandelion.backends.asr.base import Transcript
 from dandelion.backends.tts.base import SpeechChunk
 from dandelion.chunking import SentenceChunker
 from dandelion.playback import PlaybackClock
@@ -384,12 +385,15 @@ class SpeakingStages:
         self.deltas = deltas
         self.spoken: list[str] = []
 
-    async def transcribe(self, pcm16: bytes) -> str:
-        return "Tips please."
+    async def transcribe(self, pcm16: bytes) -> Transcript:
+        return Transcript("Tips please.")
 
     async def chat(self, messages: list[dict[str, str]]) -> AsyncGenerator[str, None]:
         for delta in self.deltas:
             yield delta
+
+    async def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        return None  # no LLM to score: silence decides
 
     async def speak(self, text: str) -> AsyncGenerator[SpeechChunk, None]:
         self.spoken.append(text)

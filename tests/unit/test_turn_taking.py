@@ -16,6 +16,14 @@ from dandelion.turn_taking import (
 )
 
 FRAME_MS = 32
+
+
+def silence_config(**changes: object) -> TurnConfig:
+    """A fixed end-of-turn silence (500 ms), speculative pause at 200 ms, unless changed."""
+    fields: dict[str, object] = {"detection": "silence", "speculative_pause_ms": 200}
+    return TurnConfig.model_validate({**fields, **changes})
+
+
 SPEECH = 0.9
 SILENCE = 0.05
 SOFT = 0.4  # between the default silence_threshold (0.35) and speech_threshold (0.5)
@@ -25,7 +33,7 @@ class Timeline:
     """Feeds (probability, duration_ms) segments as 32 ms frames and records the decisions."""
 
     def __init__(self, config: TurnConfig | None = None) -> None:
-        self.detector = EndpointDetector(config or TurnConfig())
+        self.detector = EndpointDetector(config or silence_config())
         self.now_ms = 0
         self.decisions: list[tuple[int, TurnDecision]] = []
 
@@ -71,7 +79,7 @@ def test_speech_start_exactly_at_min_speech_boundary() -> None:
 
 
 def test_min_speech_zero_starts_on_first_voiced_frame() -> None:
-    tl = Timeline(TurnConfig(min_speech_ms=0))
+    tl = Timeline(silence_config(min_speech_ms=0))
     tl.feed([(SILENCE, 64)])
     assert tl.feed([(SPEECH, 32)]) == [(96, SpeechStart(64))]
 
@@ -193,7 +201,7 @@ def test_soft_frame_after_pause_resumes() -> None:
 
 
 def test_speculative_pause_zero_emits_no_pause() -> None:
-    tl = Timeline(TurnConfig(speculative_pause_ms=0))
+    tl = Timeline(silence_config(speculative_pause_ms=0))
     tl.feed([(SPEECH, 320)])
     got = tl.feed([(SILENCE, 300 // 32 * 32), (SPEECH, 96), (SILENCE, 1024)])
     assert only(got) == [EndOfTurn(0, 288 + 320 + 96, 288 + 320 + 96 + 512)]
@@ -202,11 +210,11 @@ def test_speculative_pause_zero_emits_no_pause() -> None:
 
 def test_pause_and_end_of_turn_thresholds_in_one_frame_gives_only_end_of_turn() -> None:
     # Pause at 480, EOT at 500: frames land on 480 then 512.
-    tl = Timeline(TurnConfig(speculative_pause_ms=480, end_of_turn_silence_ms=500))
+    tl = Timeline(silence_config(speculative_pause_ms=480, end_of_turn_silence_ms=500))
     tl.feed([(SPEECH, 320)])
     got = tl.feed([(SILENCE, 1024)])
     assert got == [(320 + 480, Pause(0, 320)), (320 + 512, EndOfTurn(0, 320, 832))]
-    tl2 = Timeline(TurnConfig(speculative_pause_ms=490, end_of_turn_silence_ms=500))
+    tl2 = Timeline(silence_config(speculative_pause_ms=490, end_of_turn_silence_ms=500))
     tl2.feed([(SPEECH, 320)])
     assert only(tl2.feed([(SILENCE, 1024)])) == [EndOfTurn(0, 320, 832)]
 
@@ -254,7 +262,7 @@ def test_barge_in_when_reply_starts_mid_speech() -> None:
 
 
 def test_barge_in_with_speech_start_in_same_frame() -> None:
-    tl = Timeline(TurnConfig(barge_in_min_speech_ms=64))
+    tl = Timeline(silence_config(barge_in_min_speech_ms=64))
     assert tl.feed([(SPEECH, 96)], responding=True) == [
         (96, SpeechStart(0)),
         (96, BargeIn(0)),
@@ -271,7 +279,7 @@ def test_barge_in_counts_soft_frames_as_voiced() -> None:
 
 
 def test_max_turn_forces_end_of_turn() -> None:
-    tl = Timeline(TurnConfig(max_turn_ms=1000))
+    tl = Timeline(silence_config(max_turn_ms=1000))
     got = tl.feed([(SPEECH, 2048)])
     # 992 - 0 < 1000, 1024 - 0 >= 1000. Then a new segment starts at 1024 after min_speech.
     assert got == [
@@ -291,16 +299,16 @@ def test_default_max_turn_is_28_seconds() -> None:
 def test_reconfigure_changes_end_of_turn_silence() -> None:
     tl = Timeline()
     tl.feed([(SPEECH, 320)])
-    tl.detector.reconfigure(TurnConfig(end_of_turn_silence_ms=1000))
+    tl.detector.reconfigure(silence_config(end_of_turn_silence_ms=1000))
     got = tl.feed([(SILENCE, 2048)])
     assert only(got) == [Pause(0, 320), EndOfTurn(0, 320, 320 + 1024)]
 
 
 def test_reconfigure_shorter_silence_ends_turn_on_next_frame() -> None:
-    tl = Timeline(TurnConfig(end_of_turn_silence_ms=2000, speculative_pause_ms=0))
+    tl = Timeline(silence_config(end_of_turn_silence_ms=2000, speculative_pause_ms=0))
     tl.feed([(SPEECH, 320), (SILENCE, 640)])
     assert tl.detector.speaking
-    tl.detector.reconfigure(TurnConfig(end_of_turn_silence_ms=300, speculative_pause_ms=0))
+    tl.detector.reconfigure(silence_config(end_of_turn_silence_ms=300, speculative_pause_ms=0))
     assert tl.feed([(SILENCE, 32)]) == [(992, EndOfTurn(0, 320, 992))]
 
 

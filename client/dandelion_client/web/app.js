@@ -1,5 +1,6 @@
 // Dandelion web client: microphone in (echo cancellation on), reply audio out, transcripts,
-// the avatar on a canvas, barge-in by speaking, reconnect on network loss.
+// the avatar on a canvas, barge-in by speaking (the reply pauses, then resumes or stops),
+// reconnect on network loss.
 // Wire protocol: docs/protocol.md. State is exposed as window.dandelion for tests.
 
 const HEADER_BYTES = 24;
@@ -18,6 +19,8 @@ const state = {
   idleFrames: 0,
   playedMs: 0,
   interrupted: [],
+  paused: [], // turn ids, one per response.audio.paused
+  resumed: [],
 };
 window.dandelion = state;
 
@@ -38,7 +41,10 @@ let analyser = null;
 let outputRate = 22050;
 let playHead = 0;
 let backoffMs = 500;
-const sources = new Map(); // turn id -> playing AudioBufferSourceNodes
+const sources = new Map(); // turn id -> [{node, buffer, at, offset, ptsUs}]: scheduled buffers
+// turn id -> {at: playContext time of the pause, held: [{buffer, offset, ptsUs}]}: its audio
+// not played yet, in order, waiting for response.audio.resumed.
+const pausedTurns = new Map();
 const cutTurns = new Set();
 const assistantItems = new Map(); // turn id -> <li>
 const videoQueue = []; // {turn, presentAt (playContext time), bitmap}
@@ -141,6 +147,14 @@ function onEvent(event) {
       state.interrupted.push(event.turn_id);
       cutTurn(event.turn_id);
       break;
+    case "response.audio.paused":
+      state.paused.push(event.turn_id);
+      pauseTurn(event.turn_id);
+      break;
+    case "response.audio.resumed":
+      state.resumed.push(event.turn_id);
+      resumeTurn(event.turn_id);
+      break;
     case "response.done":
       setStatus("listening", "live");
       break;
@@ -176,8 +190,8 @@ function onMedia(buffer) {
 }
 
 function replyOnScreen() {
-  // A reply is heard (audio scheduled) or its frames are still waiting to be shown.
-  if (videoQueue.length) return true;
+  // A reply is heard (audio scheduled), paused, or its frames are still waiting to be shown.
+  if (videoQueue.length || pausedTurns.size) return true;
   for (const list of sources.values()) if (list.length) return true;
   return false;
 }
@@ -193,24 +207,72 @@ async function showIdle(payload) {
 
 function playAudio(turn, payload, ptsUs) {
   state.audioFrames += 1;
+  for (const other of pausedTurns.keys()) if (other !== turn) cutTurn(other); // superseded
   const pcm = new Int16Array(payload);
   const buffer = playContext.createBuffer(1, pcm.length, outputRate);
   const channel = buffer.getChannelData(0);
   for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
-  const source = playContext.createBufferSource();
-  source.buffer = buffer;
-  source.connect(analyser);
-  const at = Math.max(playContext.currentTime + 0.03, playHead);
-  if (!turnStarts.has(turn)) turnStarts.set(turn, at - ptsUs / 1e6);
-  source.start(at);
-  playHead = at + buffer.duration;
-  source.onended = () => {
-    state.playedMs += buffer.duration * 1000;
+  const paused = pausedTurns.get(turn);
+  if (paused) {
+    paused.held.push({ buffer, offset: 0, ptsUs }); // queued behind what the pause held
+    return;
+  }
+  schedule(turn, buffer, 0, ptsUs, Math.max(playContext.currentTime + 0.03, playHead));
+}
+
+function schedule(turn, buffer, offset, ptsUs, at) {
+  // Play `buffer` from `offset` s at playContext time `at`, back to back with the turn's audio.
+  const node = playContext.createBufferSource();
+  node.buffer = buffer;
+  node.connect(analyser);
+  if (!turnStarts.has(turn)) turnStarts.set(turn, at - ptsUs / 1e6 - offset);
+  node.start(at, offset);
+  playHead = at + buffer.duration - offset;
+  const entry = { node, buffer, at, offset, ptsUs };
+  node.onended = () => {
+    state.playedMs += (buffer.duration - offset) * 1000;
     const list = sources.get(turn);
-    if (list) list.splice(list.indexOf(source), 1);
+    const index = list ? list.indexOf(entry) : -1;
+    if (index >= 0) list.splice(index, 1);
   };
   if (!sources.has(turn)) sources.set(turn, []);
-  sources.get(turn).push(source);
+  sources.get(turn).push(entry);
+}
+
+function pauseTurn(turn) {
+  // Speech over the reply: silence now, keeping the unplayed rest of each scheduled buffer.
+  if (!playContext || cutTurns.has(turn) || pausedTurns.has(turn)) return;
+  const now = playContext.currentTime;
+  const held = [];
+  for (const entry of sources.get(turn) || []) {
+    const played = now - entry.at; // s of this buffer (from its offset) already heard
+    const left = entry.buffer.duration - entry.offset;
+    if (played >= left) continue; // over; its onended is on its way
+    entry.node.onended = null;
+    try { entry.node.stop(); } catch (error) { /* already ended */ }
+    const offset = entry.offset + Math.max(0, played);
+    state.playedMs += (offset - entry.offset) * 1000;
+    held.push({ buffer: entry.buffer, offset, ptsUs: entry.ptsUs });
+  }
+  sources.set(turn, []);
+  pausedTurns.set(turn, { at: now, held });
+  playHead = now;
+}
+
+function resumeTurn(turn) {
+  // A backchannel or a noise: play on from exactly where the pause left off. The turn's clock
+  // (and so its video) moves on by the pause's length.
+  const paused = pausedTurns.get(turn);
+  if (!paused) return;
+  pausedTurns.delete(turn);
+  let at = playContext.currentTime + 0.01;
+  const gap = at - paused.at;
+  if (turnStarts.has(turn)) turnStarts.set(turn, turnStarts.get(turn) + gap);
+  for (const frame of videoQueue) if (frame.turn === turn) frame.presentAt += gap;
+  for (const { buffer, offset, ptsUs } of paused.held) {
+    schedule(turn, buffer, offset, ptsUs, at);
+    at = playHead;
+  }
 }
 
 async function queueVideo(turn, payload, ptsUs) {
@@ -223,8 +285,9 @@ async function queueVideo(turn, payload, ptsUs) {
 
 function cutTurn(turn) {
   cutTurns.add(turn);
-  for (const source of sources.get(turn) || []) {
-    try { source.stop(); } catch (error) { /* already ended */ }
+  pausedTurns.delete(turn); // what the pause held is dropped with it
+  for (const entry of sources.get(turn) || []) {
+    try { entry.node.stop(); } catch (error) { /* already ended */ }
   }
   sources.delete(turn);
   playHead = playContext ? playContext.currentTime : 0;
@@ -234,7 +297,7 @@ function cutTurn(turn) {
 }
 
 function stopAllAudio() {
-  for (const turn of sources.keys()) cutTurn(turn);
+  for (const turn of [...sources.keys(), ...pausedTurns.keys()]) cutTurn(turn);
 }
 
 async function loadStill() {
@@ -254,7 +317,11 @@ let lastFrame = null;
 function draw() {
   const context = ui.canvas.getContext("2d");
   const now = playContext ? playContext.currentTime : 0;
-  while (videoQueue.length && videoQueue[0].presentAt <= now) lastFrame = videoQueue.shift().bitmap;
+  // A paused turn's clock stands still: its next frame waits, the face holds the current one.
+  while (videoQueue.length && videoQueue[0].presentAt <= now) {
+    if (pausedTurns.has(videoQueue[0].turn)) break;
+    lastFrame = videoQueue.shift().bitmap;
+  }
   if (lastFrame) {
     context.drawImage(lastFrame, 0, 0, ui.canvas.width, ui.canvas.height);
   } else {

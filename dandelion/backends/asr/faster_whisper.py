@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import zlib
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from dandelion.backends.asr.base import Transcript
+from dandelion.backends.asr.language_id import (
+    PACKAGES,
+    LanguageIdentifier,
+    base_model_installed,
+    top_language,
+)
 from dandelion.config import ASRSettings
 from dandelion.errors import BackendUnavailableError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 # Whisper was trained on 30 s windows, and faster-whisper's transcribe() always pads to 30 s:
 # ~0.6 s for a 2 s question with tiny.en on 2 cores. The encoder's cost scales with the window,
@@ -20,6 +32,11 @@ _PAD_FRAMES = 600
 _MAX_FRAMES = 3000
 # Bounds the decoder even if it loops: ~3 words/s of speech is ~4-5 tokens/s.
 _TOKENS_PER_SECOND = 8
+# An English-only model's transcript decoded less confidently than this is checked for its
+# language (~60-160 ms with Whisper base on 2 cores); a confident one costs nothing more. Keep it
+# at or above speech_gate.min_logprob (-0.65), which accepts without a language
+# (docs/speech-gate.md). A multilingual model identifies every utterance: it costs a decoder step.
+IDENTIFY_LANGUAGE_BELOW_LOGPROB = -0.5
 
 
 def bundled_whisper_path() -> str:
@@ -112,22 +129,75 @@ class FasterWhisperRecognizer:
         )
         self._tokenizer = tokenizer
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        self._multilingual = bool(self._model.model.is_multilingual)
+        self._language_id: LanguageIdentifier | None = None
+        if not self._multilingual and self._model.model.n_mels == 80:  # base's mel bands
+            self._language_id = load_language_identifier(settings)
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> str:
+    def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         import ctranslate2
 
         if audio.size == 0:
-            return ""
+            return Transcript(text="", no_speech_prob=1.0)
         frames = window_frames(audio.size)
         padding = max(0, frames * _HOP - audio.size)
         features = self._model.feature_extractor(audio[: frames * _HOP], padding=padding)
         window = np.ascontiguousarray(features[None, :, :frames], dtype=np.float32)
         max_length = min(448, int(audio.size / self.sample_rate * _TOKENS_PER_SECOND) + 16)
+        inputs: Any = ctranslate2.StorageView.from_array(window)
+        language: tuple[str, float] | None = None
+        if self._multilingual:  # one encoder pass for both
+            inputs = self._model.model.encode(inputs)
+            language = top_language(self._model.model.detect_language(inputs)[0])
         result = self._model.model.generate(
-            ctranslate2.StorageView.from_array(window),
+            inputs,
             [self._prompt],
             beam_size=self.settings.beam_size,
             max_length=max_length,
             suppress_blank=True,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )[0]
+        tokens = result.sequences_ids[0]
+        text = drop_repetition(str(self._tokenizer.decode(tokens)).strip())
+        avg_logprob = average_logprob(float(result.scores[0]), len(tokens))
+        if (
+            self._language_id is not None
+            and avg_logprob < IDENTIFY_LANGUAGE_BELOW_LOGPROB
+            and any(ch.isalnum() for ch in text)
+        ):
+            language = self._language_id.identify(window)
+        return Transcript(
+            text=text,
+            no_speech_prob=float(result.no_speech_prob),
+            avg_logprob=avg_logprob,
+            compression_ratio=compression_ratio(text),
+            language=language[0] if language else None,
+            language_probability=language[1] if language else None,
         )
-        return drop_repetition(str(self._tokenizer.decode(result[0].sequences_ids[0])).strip())
+
+
+def load_language_identifier(settings: ASRSettings) -> LanguageIdentifier | None:
+    """Whisper base for an English-only model's language checks; None when not installed
+    (the speech gate then rejects every unsure transcript as low confidence)."""
+    if not base_model_installed():
+        log.warning(
+            "language identification is off: %s not installed, so speech in another language "
+            "is rejected as unclear instead of answered with speech_gate.english_only_reply",
+            " ".join(PACKAGES),
+        )
+        return None
+    return LanguageIdentifier(settings.device, settings.compute_type, settings.cpu_threads)
+
+
+def average_logprob(score: float, num_tokens: int) -> float:
+    """Whisper's avg_logprob from CTranslate2's score (the sum of the tokens' log
+    probabilities over their count, length_penalty 1): the sum over the count plus one, for the
+    end-of-text token, as faster-whisper computes it."""
+    return score * num_tokens / (num_tokens + 1)
+
+
+def compression_ratio(text: str) -> float:
+    """Bytes of the text over bytes of its zlib compression: above ~2.4 the text loops."""
+    raw = text.encode()
+    return len(raw) / len(zlib.compress(raw)) if raw else 0.0

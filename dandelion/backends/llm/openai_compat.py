@@ -101,6 +101,10 @@ class OpenAICompatChat:
                 f"{received} characters in: is llm.openai.base_url an OpenAI-compatible API?",
             ) from exc
 
+    def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """None: not scored through a chat server's API (no probability of a chosen next token)."""
+        return None
+
     async def aclose(self) -> None:
         """Close the client's connections (on the loop that used them)."""
         await self._client.close()

@@ -148,6 +148,10 @@ class VLLMChat:
                 await engine.abort(request_id)
             await stream.aclose()
 
+    def end_of_turn_probability(self, messages: list[dict[str, str]]) -> float | None:
+        """None: not scored on vLLM (its engine returns at most the top-k log probabilities)."""
+        return None
+
     def shutdown(self) -> None:
         """Stop the engine and its core process (also done when the object is collected)."""
         if self._engine is not None:
