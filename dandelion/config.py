@@ -41,6 +41,11 @@ class ASRSettings(_Settings):
     cpu_threads: int = 2
     beam_size: int = 1
     language: str | None = "en"
+    # An English-only model's unsure transcripts are checked for another language with the
+    # multilingual Whisper base (backends/asr/language_id.py: +1 s start-up, +270 MB, 60-120 ms
+    # per check), so the speech gate can say "only English" (speech_gate.py). Off: they are
+    # rejected as unclear.
+    language_id: bool = True
 
 
 class VLLMSettings(_Settings):

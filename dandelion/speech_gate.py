@@ -2,13 +2,14 @@
 
 Pure: a `Transcript` and `SpeechGateSettings` in, a `Verdict` out. In order:
 
-1. no_speech: no letter or digit, or Whisper's P(no speech) high on an unsure transcript.
-2. other_language: identified as another language with at least `other_language_probability`.
-3. low_confidence: the decode looped (compression ratio).
-4. non_word: nothing but fillers ("uh", "hmm", "ah"), or a phrase Whisper makes up from noise
+1. no_speech: no letter or digit, or Whisper's P(no speech) at `no_speech_prob` or above.
+2. non_word: nothing but fillers ("uh", "hmm", "ah"), or a phrase Whisper makes up from noise
    ("Thank you.", "you") decoded without confidence.
+3. low_confidence: the decode looped (compression ratio).
+4. other_language: identified as another language with at least `other_language_probability`
+   (not for a short answer: one word is too short to identify).
 5. accepted: decoded with confidence (`min_logprob`), or less sure (`min_logprob_english`)
-   but identified as English or a common one-word answer ("Yes.", "Sure.").
+   but identified as English or a common short answer ("Yes.", "Sure.").
 6. otherwise other_language when identified as another language, else low_confidence.
 
 The thresholds and the measurements behind them: docs/speech-gate.md.
@@ -33,9 +34,9 @@ _FILLER = re.compile(r"(?:a+h*|o+h*|u+h*|u+m+|h*m+(?:h+m+)?|e+r+m*|e+h+|h+u+h+|(
 HALLUCINATIONS = frozenset(
     {"you", "thank you", "thanks for watching", "thank you for watching", "bye"}
 )
-# One-word answers a voice assistant hears most. Under half a second of speech gives language
+# Short answers a voice assistant hears most. Under half a second of speech gives language
 # identification too little to go on (espeak's "Sure." came out Chinese 0.19, English 0.10), so
-# these are accepted on `min_logprob_english` alone unless identified as another language.
+# these are accepted on `min_logprob_english` alone, whatever the language check said.
 SHORT_ANSWERS = frozenset(
     {"yes", "yeah", "no", "nope", "okay", "ok", "sure", "right", "thanks", "thank you"}
     | {"stop", "hello", "hi", "what", "why"}

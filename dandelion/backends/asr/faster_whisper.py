@@ -131,8 +131,8 @@ class FasterWhisperRecognizer:
         self._prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         self._multilingual = bool(self._model.model.is_multilingual)
         self._language_id: LanguageIdentifier | None = None
-        if not self._multilingual and self._model.model.n_mels == 80:  # base's mel bands
-            self._language_id = load_language_identifier(settings)
+        if settings.language_id and not self._multilingual and self._model.model.n_mels == 80:
+            self._language_id = load_language_identifier(settings)  # base's 80 mel bands
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
         import ctranslate2
