@@ -208,6 +208,9 @@ class TurnSettings(TurnConfig):
     backchannels: tuple[str, ...] = DEFAULT_BACKCHANNELS
     # Speech over a paused reply longer than this is an interruption whatever its words.
     backchannel_max_ms: int = 1_200
+    # A turn longer than this is transcribed as it goes, a piece at a time (long_turn.py), so
+    # its transcript keeps every word (0: at its end only, within Whisper's 30 s window).
+    long_turn_piece_ms: int = 12_000
 
     def turn_config(self, **changes: object) -> TurnConfig:
         """The detector's config, with a session's changes (`session.update`)."""

@@ -72,6 +72,16 @@ class Conversation:
             else:
                 self.messages.pop()
 
+    def retract_user(self, text: str) -> None:
+        """Take back the user's last words `text` (repair: they are said again, in full)."""
+        if not self.messages or self.messages[-1]["role"] != "user":
+            return
+        content = self.messages[-1]["content"]
+        if content == text:
+            self.messages.pop()
+        elif content.endswith(f" {text}"):
+            self.messages[-1] = {**self.messages[-1], "content": content[: -len(text) - 1]}
+
     def prompt(self, pending_user: str | None = None, context: str | None = None) -> list[Message]:
         """The LLM prompt; `pending_user` is a user turn not committed yet (a speculative reply).
 

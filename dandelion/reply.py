@@ -66,6 +66,7 @@ class Reply:
     clock: PlaybackClock
     start_ms: int = 0  # the user's speech, in the session's input audio (ms)
     end_ms: int = 0
+    prefix: str = ""  # the text of the turn's earlier pieces (a long turn); `audio` is the rest
     video_codec: str = "off"  # the avatar's codec for this reply ("off": no video)
     state: ReplyState = ReplyState.SPECULATIVE
     outcome: str | None = None

@@ -29,7 +29,7 @@ from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Outgoing, Reply, ReplyState
 from dandelion.reply_length import ReplyLengthCap
-from dandelion.speech_gate import judge, spoken_reply
+from dandelion.speech_gate import ACCEPTED, judge, spoken_reply
 from dandelion.spoken_form import to_spoken
 from dandelion.stages import Stages
 from dandelion.telemetry import Telemetry
@@ -118,8 +118,9 @@ class ReplyPipeline:
             return
         reply.timings["asr_ms"] = round((self._clock() - asr_start) * 1000, 1)
         reply.mark("transcript_ms", self._clock())
-        text = transcript.text.strip()
-        verdict = judge(transcript, self._gate)
+        text = f"{reply.prefix} {transcript.text.strip()}".strip()
+        # A long turn's earlier pieces were speech: the rest may be a breath.
+        verdict = judge(transcript, self._gate) if not reply.prefix else ACCEPTED
         if not verdict.accepted:
             # Not speech to answer (a noise, a sigh, another language): the client is told
             # why, the conversation is left as it was, and at most a fixed line is said.

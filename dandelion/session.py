@@ -25,6 +25,7 @@ from dandelion.conversation import Conversation, heard_text
 from dandelion.echo import ECHO_LIKENESS, EchoReference
 from dandelion.end_of_turn import Completeness, lexical_completeness
 from dandelion.idle_face import IdleFace
+from dandelion.long_turn import TurnPieces, quietest_point_ms
 from dandelion.overlap import Overlap, judge_overlap
 from dandelion.playback import PlaybackClock
 from dandelion.protocol import (
@@ -60,7 +61,7 @@ Send = Callable[[Outgoing], Awaitable[None]]
 _MS = INPUT_SAMPLE_RATE // 1000  # samples per ms
 _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
-_MAX_CARRY_MS = 10_000  # an untranscribed turn carried into the next one, at most
+_MAX_CARRY_MS = 15_000  # an untranscribed turn carried into the next one, at most
 _ECHO_WINDOW_MS = 256  # microphone audio compared with the reply's to recognise its echo
 _OVERLAP_ASR_S = 1.0  # the longest the audio waits for the words of speech over a reply
 
@@ -101,6 +102,9 @@ class Session:
         self._last_partial_ms = 0
         self._partial_task: asyncio.Task[None] | None = None
         self._carry_audio = b""  # a turn cut off before its transcript joins the next one
+        self._carry_text = ""  # ...with the text of its earlier pieces, if it was long
+        self._pieces = TurnPieces(settings.turn.long_turn_piece_ms)  # a long turn's, so far
+        self._piece_task: asyncio.Task[None] | None = None
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._played_task: asyncio.Task[None] | None = None  # announces response.audio.played
@@ -144,7 +148,13 @@ class Session:
         self._telemetry.session_closed()
         tasks = [
             t
-            for t in (self._partial_task, self._idle_task, self._reply_task, self._played_task)
+            for t in (
+                self._partial_task,
+                self._idle_task,
+                self._reply_task,
+                self._played_task,
+                self._piece_task,
+            )
             if t is not None
         ]
         for task in tasks:
@@ -258,6 +268,7 @@ class Session:
             for decision in decisions:
                 await self._on_decision(decision, now_ms)
             await self._cut_long_overlap(now_ms)
+        self._maybe_transcribe_piece(self._samples_seen // _MS)
         self._pending = pending[usable:]
         self._maybe_partial()
         self._trim_input()
@@ -293,6 +304,7 @@ class Session:
         if isinstance(decision, SpeechStart):
             self._segment += 1
             self._last_partial_ms = decision.start_ms
+            self._pieces.reset(decision.start_ms - self.settings.turn.pre_roll_ms)
             await self._emit(ev.SpeechStarted(audio_start_ms=decision.start_ms))
             await self._pause_reply()
         elif isinstance(decision, BargeIn):
@@ -388,8 +400,9 @@ class Session:
     def _start_reply(self, start_ms: int, end_ms: int, now_ms: int) -> Reply:
         self._discard_speculative()
         audio = self._carry_audio + self._input_audio(
-            start_ms - self.settings.turn.pre_roll_ms, end_ms + _END_TAIL_MS
+            self._pieces.rest_start_ms, end_ms + _END_TAIL_MS
         )
+        prefix = " ".join(t for t in (self._carry_text, self._pieces.prefix) if t)
         self._turn_id += 1
         now = self._clock()
         reply = Reply(
@@ -400,6 +413,7 @@ class Session:
             clock=PlaybackClock(self._stages.output_sample_rate),
             start_ms=start_ms,
             end_ms=end_ms,
+            prefix=prefix,
             video_codec=self._video,
             score_end_of_turn=self._detector.config.semantic,
             echo=EchoReference(self._stages.output_sample_rate, INPUT_SAMPLE_RATE),
@@ -437,17 +451,42 @@ class Session:
         if self._partial_task is not None and not self._partial_task.done():
             return
         self._last_partial_ms = now_ms
-        audio = self._input_audio(speech_start - self.settings.turn.pre_roll_ms, now_ms)
-        self._partial_task = asyncio.create_task(self._partial(self._segment, audio))
+        audio = self._input_audio(self._pieces.rest_start_ms, now_ms)
+        self._partial_task = asyncio.create_task(
+            self._partial(self._segment, audio, self._pieces.prefix)
+        )
 
-    async def _partial(self, segment: int, audio: bytes) -> None:
+    async def _partial(self, segment: int, audio: bytes, prefix: str) -> None:
         try:
             text = (await self._stages.transcribe(audio)).text.strip()
         except Exception:  # best effort: the final transcript reports failures
             log.warning("partial transcript failed", exc_info=True)
             return
         if segment == self._segment and text:
-            await self._emit(ev.TranscriptPartial(text=text))
+            await self._emit(ev.TranscriptPartial(text=f"{prefix} {text}".strip()))
+
+    def _maybe_transcribe_piece(self, now_ms: int) -> None:
+        """A long turn: transcribe the next piece of it now (long_turn.py)."""
+        if not self._detector.speaking:
+            return
+        window = self._pieces.search_window(now_ms)
+        if window is None:
+            return
+        pcm = np.frombuffer(self._input_audio(*window), dtype="<i2")
+        start, end = self._pieces.start(quietest_point_ms(pcm, window[0], INPUT_SAMPLE_RATE))
+        audio = self._input_audio(start, end)
+        self._piece_task = asyncio.create_task(self._transcribe_piece(self._segment, audio))
+
+    async def _transcribe_piece(self, segment: int, audio: bytes) -> None:
+        try:
+            text = (await self._stages.transcribe(audio)).text.strip()
+        except Exception:  # its audio stays in the rest, transcribed with the reply
+            log.warning("transcript of a long turn's piece failed", exc_info=True)
+            if segment == self._segment:
+                self._pieces.abandon()
+            return
+        if segment == self._segment:
+            self._pieces.done(text)
 
     # ------------------------------------------------------------------ the reply's life
 
@@ -541,7 +580,7 @@ class Session:
 
         What it already knows goes into the conversation now; what comes later, as it comes.
         """
-        self._carry_audio = b""  # it is part of this reply's audio now
+        self._carry_audio, self._carry_text = b"", ""  # part of this reply now
         async with self._send_lock:
             for item, samples in reply.outbox:
                 await self._deliver(reply, item, samples)
@@ -581,9 +620,19 @@ class Session:
         log.debug(
             "session %s: turn %d interrupted, heard %r", self.session_id, reply.turn_id, heard
         )
-        if reply.transcript is None:
-            # Never transcribed: it joins the next turn (bounded to fit Whisper's window).
+        repair = status == "interrupted" and not heard and reply.transcript is not None
+        if reply.transcript is None or repair:
+            # Never transcribed, or none of its reply heard (the user went on with the same
+            # turn: repair): it joins the next turn, transcribed again with it as one.
             self._carry_audio = reply.audio[-_MAX_CARRY_MS * _MS * 2 :]
+            self._carry_text = reply.prefix
+        if repair:
+            if finished and reply.outcome == "completed":
+                self.conversation.replace_last_assistant("")
+            assert reply.transcript is not None
+            self.conversation.retract_user(reply.transcript)
+        elif reply.transcript is None:
+            pass
         elif finished and reply.outcome == "completed":
             self.conversation.replace_last_assistant(heard)
         else:

@@ -41,8 +41,9 @@ class TurnConfig(BaseModel):
     # Speech needed, while the assistant is replying, before its words are judged (overlap.py)
     # or, without backchannels, before it cuts the reply.
     barge_in_min_speech_ms: int = 192
-    # A turn this long is ended even without a pause (Whisper's window is 30 s).
-    max_turn_ms: int = 28_000
+    # A turn this long is ended even without a pause (it is transcribed whole all the same:
+    # long_turn.py).
+    max_turn_ms: int = 120_000
 
     @model_validator(mode="after")
     def _check(self) -> TurnConfig:

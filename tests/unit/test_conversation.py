@@ -279,3 +279,17 @@ def test_clock_played_samples_is_monotonic() -> None:
         assert previous <= played <= total
         previous = played
     assert previous == total
+
+
+def test_retract_user_takes_back_the_last_words_only() -> None:
+    conversation = Conversation("sys")
+    conversation.add_user("Hello.")
+    conversation.add_assistant("Hi!")
+    conversation.add_user("I would like")
+    conversation.add_user("a table")
+    conversation.retract_user("a table")
+    assert conversation.messages[-1]["content"] == "I would like"
+    conversation.retract_user("I would like")
+    assert conversation.messages[-1] == {"role": "assistant", "content": "Hi!"}
+    conversation.retract_user("Hi!")  # not the user's: nothing happens
+    assert len(conversation.messages) == 2

@@ -368,3 +368,34 @@ def test_another_language_gets_the_english_only_line_when_asked_to_apologize() -
         await h.close()
 
     run(test)
+
+
+def test_going_on_before_the_reply_is_heard_makes_one_turn_of_both_parts() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=[
+                "I would like a table.",
+                "four people",  # over the reply: words, so it is cut
+                "I would like a table for four people.",
+            ],
+            reply=["Sure, what time would you like the table for the evening? "],
+            speech_s_per_chunk=3.0,
+        )
+        h = Harness(stages, turn={**SILENCE, "partial_interval_ms": 0})
+        await h.start()
+        await h.speak(960)
+        await h.silence(544)  # the turn ends; its reply starts playing
+        await h.speak(800)  # the user goes on before a word of it is heard
+        await h.silence(640)
+        (cut,) = h.events(ev.ResponseInterrupted)
+        assert cut.heard_text == ""  # type: ignore[attr-defined]
+        whole = stages.heard_audio[-1]
+        assert whole > stages.heard_audio[0]  # both parts, transcribed as one
+        history = [(m["role"], m["content"]) for m in h.session.conversation.messages]
+        assert history == [
+            ("user", "I would like a table for four people."),
+            ("assistant", "Sure, what time would you like the table for the evening?"),
+        ]
+        await h.close()
+
+    run(test)
