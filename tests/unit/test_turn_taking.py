@@ -290,10 +290,10 @@ def test_max_turn_forces_end_of_turn() -> None:
     ]
 
 
-def test_default_max_turn_is_28_seconds() -> None:
+def test_default_max_turn_is_two_minutes() -> None:
     tl = Timeline()
-    got = tl.feed([(SPEECH, 28_000 // 32 * 32 + 64)])
-    assert only(got)[:2] == [SpeechStart(0), EndOfTurn(0, 28_000, 28_000)]
+    got = tl.feed([(SPEECH, 120_000 // 32 * 32 + 64)])
+    assert only(got)[:2] == [SpeechStart(0), EndOfTurn(0, 120_000, 120_000)]
 
 
 def test_reconfigure_changes_end_of_turn_silence() -> None:
