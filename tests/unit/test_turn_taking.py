@@ -355,3 +355,25 @@ def test_invalid_turn_config_raises(kwargs: dict[str, float]) -> None:
 )
 def test_valid_turn_config(kwargs: dict[str, float]) -> None:
     TurnConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_semantic_end_of_turn_waits_as_long_as_the_words_ask() -> None:
+    from dandelion.end_of_turn import Completeness
+
+    tl = Timeline(TurnConfig())  # semantic, medium eagerness
+    tl.feed([(SPEECH, 640)])
+    got = tl.feed([(SILENCE, 192)])
+    assert [type(d) for _, d in got] == [Pause]  # at 160 ms: the words are judged now
+    tl.detector.set_completeness(Completeness.INCOMPLETE)
+    assert not tl.feed([(SILENCE, 1_600)])  # "... a table for": 2 s
+    got = tl.feed([(SILENCE, 320)])
+    ((at, end),) = [(ms, d) for ms, d in got if isinstance(d, EndOfTurn)]
+    assert at - end.end_ms == 2_016  # the first frame past 2 s
+    tl.feed([(SPEECH, 640)])
+    tl.feed([(SILENCE, 192)])
+    tl.detector.set_completeness(Completeness.COMPLETE)
+    got = tl.feed([(SILENCE, 64)])
+    assert any(isinstance(d, EndOfTurn) for _, d in got)  # 200 ms: ends at once
+    tl.feed([(SPEECH, 640)])
+    tl.feed([(SILENCE, 1_184)])  # nothing judged: the wait for a transcript
+    assert tl.detector.end_of_turn_silence_ms() == 1_200
