@@ -212,9 +212,11 @@ def test_live_mode_hears_the_mic_plays_the_reply_and_shows_the_avatar(
     voiced = np.flatnonzero(np.abs(played) > 0.01)
     assert voiced.size, "the speaker played only silence"
     reply_audio = played[max(0, voiced[0] - 2000) : voiced[-1] + 2000]
-    heard = FasterWhisperRecognizer(ASRSettings()).transcribe(
-        soxr.resample(reply_audio, _SPEAKER_RATE, _MIC_RATE).astype(np.float32)
-    ).text
+    heard = (
+        FasterWhisperRecognizer(ASRSettings())
+        .transcribe(soxr.resample(reply_audio, _SPEAKER_RATE, _MIC_RATE).astype(np.float32))
+        .text
+    )
     assert "paris" in heard.lower(), heard
     # The window showed the reply's frames and the idle face, and both moved.
     summary = next(line for line in lines if line.startswith("video:"))

