@@ -51,31 +51,44 @@ class Completeness(Enum):
 LLM_COMPLETE = 0.5
 LLM_INCOMPLETE = 0.02
 
-# Silence (ms) that ends a turn, by eagerness and completeness.
+# Silence (ms) that ends a turn, by eagerness and completeness. Measured on the bench's
+# pauses (docs/evaluation.md): people pause ~1.1 s inside a sentence the LLM finds plausible
+# ("And so, my fellow Americans, ..."), so an unsure turn waits longer than that, and up to
+# 2 s after an unfinished clause ("If it rains tomorrow, ...").
 _SILENCE_MS: dict[Eagerness, dict[Completeness, int]] = {
     "low": {
         Completeness.COMPLETE: 500,
-        Completeness.UNSURE: 1_500,
-        Completeness.INCOMPLETE: 3_000,
-        Completeness.UNKNOWN: 1_500,
+        Completeness.UNSURE: 1_800,
+        Completeness.INCOMPLETE: 3_500,
+        Completeness.UNKNOWN: 1_800,
     },
     "medium": {
         Completeness.COMPLETE: 200,
-        Completeness.UNSURE: 800,
-        Completeness.INCOMPLETE: 2_000,
+        Completeness.UNSURE: 1_200,
+        Completeness.INCOMPLETE: 2_500,
         Completeness.UNKNOWN: 1_200,
     },
     "high": {
         Completeness.COMPLETE: 100,
-        Completeness.UNSURE: 500,
-        Completeness.INCOMPLETE: 1_200,
+        Completeness.UNSURE: 600,
+        Completeness.INCOMPLETE: 1_500,
         Completeness.UNKNOWN: 800,
     },
 }
+# A complete statement after this much speech may be one sentence of several (a monologue):
+# it ends after the unsure silence's half at least. A question ends at once all the same.
+LONG_SPEECH_MS = 6_000
 
 
-def required_silence_ms(completeness: Completeness, eagerness: Eagerness) -> int:
-    return _SILENCE_MS[eagerness][completeness]
+def required_silence_ms(
+    completeness: Completeness, eagerness: Eagerness, speech_ms: int = 0, question: bool = False
+) -> int:
+    """The silence (ms) that ends a turn judged `completeness` after `speech_ms` of speech."""
+    table = _SILENCE_MS[eagerness]
+    silence = table[completeness]
+    if completeness is Completeness.COMPLETE and speech_ms >= LONG_SPEECH_MS and not question:
+        silence = max(silence, table[Completeness.UNSURE] // 2)
+    return silence
 
 
 def _word_set(words: str) -> frozenset[str]:

@@ -41,6 +41,7 @@ from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Outgoing, Reply, ReplyState
 from dandelion.reply_pipeline import Emit, Finished, ReplyPipeline, Scored, Transcribed
+from dandelion.speech_gate import judge
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
 from dandelion.time_context import current_line
@@ -336,6 +337,7 @@ class Session:
         try:
             transcript = await asyncio.wait_for(self._stages.transcribe(audio), _OVERLAP_ASR_S)
             heard = transcript.text.strip()
+            real_speech = judge(transcript, self.settings.speech_gate).accepted
         except Exception:  # no words to judge by: speech this long over a reply is meant
             log.warning("transcript of speech over the reply failed", exc_info=True)
             heard = ""
@@ -344,6 +346,10 @@ class Session:
             verdict = judge_overlap(
                 heard, self._playing_text(reply), self.settings.turn.backchannels
             )
+            if verdict is Overlap.INTERRUPTION and not real_speech:
+                # Words Whisper was unsure of ("mm-hmm" heard as "and anthem"): only clear
+                # words cut a reply; long speech cuts it anyway (backchannel_max_ms).
+                verdict = Overlap.NOTHING
         log.debug("session %s: over the reply %r: %s", self.session_id, heard, verdict.value)
         if verdict is Overlap.INTERRUPTION and self._responding():
             self._detector.set_completeness(Completeness.UNKNOWN)
@@ -360,10 +366,10 @@ class Session:
 
     async def _cut_long_overlap(self, now_ms: int) -> None:
         """Speech over a paused reply that goes on this long is no backchannel: cut it."""
-        reply, start = self._reply, self._detector.speech_start_ms
-        if reply is None or not reply.clock.paused or start is None:
+        reply = self._reply
+        if reply is None or not reply.clock.paused:
             return
-        if now_ms - start >= self.settings.turn.backchannel_max_ms:
+        if self._detector.voiced_ms() >= self.settings.turn.backchannel_max_ms:
             self._detector.set_completeness(Completeness.UNKNOWN)
             await self._interrupt(status="interrupted")
 
@@ -509,6 +515,7 @@ class Session:
         if not self.settings.turn.backchannels:
             return  # nothing to judge: it is cut once the speech is long enough
         reply.clock.pause(now)
+        self._detector.set_completeness(Completeness.COMPLETE)  # judged at its first pause
         played_ms = reply.clock.played_samples(now) * 1000 // self._stages.output_sample_rate
         await self._emit(ev.ResponseAudioPaused(turn_id=reply.turn_id, played_ms=played_ms))
 
@@ -568,7 +575,8 @@ class Session:
         """Tell the detector what the words before this pause make, if they are still current."""
         reply.completeness = completeness
         if reply.state is ReplyState.SPECULATIVE and reply.segment == self._segment:
-            self._detector.set_completeness(completeness)
+            question = (reply.transcript or "").rstrip().endswith("?")
+            self._detector.set_completeness(completeness, question)
 
     def _add_user(self, reply: Reply) -> None:
         assert reply.transcript is not None

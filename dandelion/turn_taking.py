@@ -116,6 +116,7 @@ class EndpointDetector:
         self._barged_in = False
         self._paused = False  # a Pause was emitted for the current silence
         self._completeness = Completeness.UNKNOWN  # of the words before the current silence
+        self._question = False  # ...and whether they ask something
 
     @property
     def speaking(self) -> bool:
@@ -128,17 +129,22 @@ class EndpointDetector:
     def reconfigure(self, config: TurnConfig) -> None:
         self.config = config
 
-    def set_completeness(self, completeness: Completeness) -> None:
+    def set_completeness(self, completeness: Completeness, question: bool = False) -> None:
         """What the words before the current pause make (the session's judgement of its
-        speculative transcript). Speech resuming resets it to UNKNOWN."""
+        speculative transcript), and whether they ask a question. Speech resuming resets it to
+        UNKNOWN."""
         if self.speaking:
             self._completeness = completeness
+            self._question = question
 
     def end_of_turn_silence_ms(self) -> int:
         """The silence that ends the current turn, as things stand."""
         if not self.config.semantic:
             return self.config.end_of_turn_silence_ms
-        return required_silence_ms(self._completeness, self.config.eagerness)
+        speech_ms = self._last_voiced_end - self._speech_start
+        return required_silence_ms(
+            self._completeness, self.config.eagerness, speech_ms, self._question
+        )
 
     def update(
         self, probability: float, frame_end_ms: int, frame_ms: int, responding: bool
@@ -206,6 +212,10 @@ class EndpointDetector:
             return []
         self._barged_in = True
         return [BargeIn(self._speech_start)]
+
+    def voiced_ms(self) -> int:
+        """How long the current speech segment has lasted, to its last voiced frame."""
+        return self._last_voiced_end - self._speech_start if self.speaking else 0
 
     def silence_ms(self, now_ms: int) -> int:
         """How long the user has been silent within the current speech segment."""

@@ -399,3 +399,30 @@ def test_going_on_before_the_reply_is_heard_makes_one_turn_of_both_parts() -> No
         await h.close()
 
     run(test)
+
+
+@pytest.mark.parametrize(
+    "over_the_reply",
+    [
+        Transcript("Uh"),  # too short to judge before it ends
+        Transcript("and anthem", avg_logprob=-1.3),  # "mm-hmm", words Whisper was unsure of
+    ],
+)
+def test_a_short_or_unclear_sound_over_the_reply_pauses_it_then_lets_it_go_on(
+    over_the_reply: Transcript,
+) -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=["What is the time?", over_the_reply], speech_s_per_chunk=3.0
+        )
+        h = Harness(stages, turn={**SILENCE, "partial_interval_ms": 0})
+        await h.start()
+        await h.speak(640)
+        await h.silence(800)
+        await h.speak(160 if over_the_reply.text == "Uh" else 352)
+        await h.silence(1_600)  # well past backchannel_max_ms since it started
+        assert h.events(ev.ResponseAudioPaused) and h.events(ev.ResponseAudioResumed)
+        assert not h.events(ev.ResponseInterrupted)
+        await h.close()
+
+    run(test)

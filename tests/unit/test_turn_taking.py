@@ -365,10 +365,10 @@ def test_semantic_end_of_turn_waits_as_long_as_the_words_ask() -> None:
     got = tl.feed([(SILENCE, 192)])
     assert [type(d) for _, d in got] == [Pause]  # at 160 ms: the words are judged now
     tl.detector.set_completeness(Completeness.INCOMPLETE)
-    assert not tl.feed([(SILENCE, 1_600)])  # "... a table for": 2 s
+    assert not tl.feed([(SILENCE, 2_240)])  # "... a table for": 2.5 s
     got = tl.feed([(SILENCE, 320)])
     ((at, end),) = [(ms, d) for ms, d in got if isinstance(d, EndOfTurn)]
-    assert at - end.end_ms == 2_016  # the first frame past 2 s
+    assert at - end.end_ms == 2_528  # the first frame past 2.5 s
     tl.feed([(SPEECH, 640)])
     tl.feed([(SILENCE, 192)])
     tl.detector.set_completeness(Completeness.COMPLETE)
