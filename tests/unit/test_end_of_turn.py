@@ -84,7 +84,7 @@ def test_a_plain_question_ends_after_a_short_silence() -> None:
         await h.silence(640)
         (waited,) = stopped_after_silence_ms(h)
         assert waited <= 300
-        assert [m.endswith("What is the capital of France?") for m in h.stages.scored] == [True]
+        assert h.stages.scored == []  # a question: the LLM is not asked
         await h.close()
 
     asyncio.run(test())
@@ -110,6 +110,23 @@ def test_a_speaker_who_stops_mid_sentence_is_not_cut_off() -> None:
         assert [f.text for f in finals] == [stages.transcripts[1]]  # type: ignore[attr-defined]
         assert len(h.events(ev.SpeechStopped)) == 1
         assert len(h.events(ev.ResponseDone)) == 1
+        await h.close()
+
+    asyncio.run(test())
+
+
+def test_a_statement_is_scored_by_the_llm_on_the_replys_own_prompt() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["I would like a pizza."], end_of_turn=[0.9])
+        h = Harness(stages)
+        await h.start()
+        await h.speak(960)
+        await h.silence(640)
+        (scored,) = h.stages.scored
+        assert scored.endswith("\nI would like a pizza.")  # after the date line
+        assert h.stages.prompts[0][-1]["content"].endswith(scored)
+        (waited,) = stopped_after_silence_ms(h)
+        assert waited <= 300  # the LLM found it complete
         await h.close()
 
     asyncio.run(test())
