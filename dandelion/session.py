@@ -64,6 +64,7 @@ _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 15_000  # an untranscribed turn carried into the next one, at most
 _ECHO_WINDOW_MS = 256  # microphone audio compared with the reply's to recognise its echo
+_RESUME_GRACE_S = 0.25  # a paused reply resumes this long after a backchannel, if all is quiet
 _OVERLAP_ASR_S = 1.0  # the longest the audio waits for the words of speech over a reply
 
 
@@ -109,6 +110,7 @@ class Session:
         self._reply: Reply | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._played_task: asyncio.Task[None] | None = None  # announces response.audio.played
+        self._resume_task: asyncio.Task[None] | None = None  # resumes a paused reply, soon
         self._video = "off"  # the avatar's codec for this session, once the client asks
         self._idle: IdleFace | None = None  # the face between replies, while video is on
         self._idle_task: asyncio.Task[None] | None = None
@@ -155,6 +157,7 @@ class Session:
                 self._reply_task,
                 self._played_task,
                 self._piece_task,
+                self._resume_task,
             )
             if t is not None
         ]
@@ -307,6 +310,7 @@ class Session:
             self._last_partial_ms = decision.start_ms
             self._pieces.reset(decision.start_ms - self.settings.turn.pre_roll_ms)
             await self._emit(ev.SpeechStarted(audio_start_ms=decision.start_ms))
+            self._cancel_resume()  # still paused: this speech is judged in its turn
             await self._pause_reply()
         elif isinstance(decision, BargeIn):
             await self._on_overlap(decision.start_ms, now_ms, final=False)
@@ -361,7 +365,7 @@ class Session:
                     audio_start_ms=start_ms, audio_end_ms=end_ms, reason=verdict.value, text=heard
                 )
             )
-            await self._resume_reply()
+            self._resume_soon()
         return False
 
     async def _cut_long_overlap(self, now_ms: int) -> None:
@@ -519,9 +523,22 @@ class Session:
         played_ms = reply.clock.played_samples(now) * 1000 // self._stages.output_sample_rate
         await self._emit(ev.ResponseAudioPaused(turn_id=reply.turn_id, played_ms=played_ms))
 
-    async def _resume_reply(self) -> None:
+    def _resume_soon(self) -> None:
+        """Resume the paused reply after `_RESUME_GRACE_S`, unless speech starts again first
+        (the judged sound was the first word of more: "Actually, ..."): then that is judged."""
+        self._cancel_resume()
+        self._resume_task = asyncio.create_task(self._resume_reply(_RESUME_GRACE_S))
+
+    def _cancel_resume(self) -> None:
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+            self._resume_task = None
+
+    async def _resume_reply(self, after_s: float) -> None:
+        await self._sleep(after_s)
+        self._resume_task = None
         reply = self._reply
-        if reply is None or not reply.clock.paused or reply.over:
+        if reply is None or not reply.clock.paused or reply.over or self._detector.speaking:
             return
         reply.clock.resume(self._clock())
         await self._emit(ev.ResponseAudioResumed(turn_id=reply.turn_id))

@@ -127,12 +127,12 @@ def test_backchannels_and_echo_over_the_reply_let_it_go_on(
         await h.speak(416)  # over the reply, past barge_in_min_speech_ms
         paused = h.events(ev.ResponseAudioPaused)
         assert len(paused) == 1 and not h.events(ev.ResponseAudioResumed)
-        await h.silence(640)
+        await h.silence(960)  # its end (500 ms of silence here), then a 250 ms grace
         assert not h.events(ev.ResponseInterrupted)
         (ignored,) = h.events(ev.InputIgnored)
         assert ignored.reason == reason  # type: ignore[attr-defined]
         assert len(h.events(ev.ResponseAudioResumed)) == 1
-        assert not h.events(ev.ResponseAudioPlayed)  # 2 s of reply, held ~0.6 s
+        assert not h.events(ev.ResponseAudioPlayed)  # 2 s of reply, held ~1 s
         await h.silence(4000)
         assert len(h.events(ev.ResponseAudioPlayed)) == 1
         assert len(h.events(ev.SpeechStopped)) == 1  # no turn for it
@@ -192,6 +192,28 @@ def test_speech_over_the_echo_still_interrupts() -> None:
         await h.silence(640)
         await h.echo(320, 1.0)
         await h.speak(480)  # a person, louder than the echo
+        assert h.events(ev.ResponseInterrupted)
+        await h.close()
+
+    run(test)
+
+
+def test_a_first_word_judged_alone_does_not_let_the_reply_resume_under_the_rest() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=["What is the time?", "Um", "Um", "Actually, tell me a joke."],
+            speech_s_per_chunk=3.0,
+        )
+        h = Harness(stages, turn={"partial_interval_ms": 0})  # semantic: ends at 200 ms
+        await h.start()
+        await h.speak(640)
+        await h.silence(800)
+        await h.speak(224)  # "Um": judged alone at its end (nothing to cut for)
+        await h.silence(320)
+        await h.speak(640)  # before the grace is over: the rest of the sentence
+        await h.silence(640)
+        assert not h.events(ev.ResponseAudioResumed)
+        assert len(h.events(ev.ResponseAudioPaused)) == 1
         assert h.events(ev.ResponseInterrupted)
         await h.close()
 
