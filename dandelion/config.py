@@ -216,8 +216,9 @@ class TurnSettings(TurnConfig):
         """The detector's config, with a session's changes (`session.update`)."""
         fields = self.model_dump(include=set(TurnConfig.model_fields))
         fields.update(changes)
-        if fields["speculative_pause_ms"] >= fields["end_of_turn_silence_ms"]:
-            fields["speculative_pause_ms"] = 0
+        silence = fields["detection"] == "silence"
+        if silence and fields["speculative_pause_ms"] >= fields["end_of_turn_silence_ms"]:
+            fields["speculative_pause_ms"] = 0  # a fixed silence too short to speculate within
         return TurnConfig.model_validate(fields)
 
 

@@ -128,7 +128,9 @@ class ReplyPipeline:
             log.info("turn %d not answered: %s (%s)", reply.turn_id, verdict.reason, verdict.detail)
             assert verdict.reason is not None
             yield Emit(
-                ev.InputIgnored(reply.start_ms, reply.end_ms, reason=verdict.reason, text=text)
+                ev.InputIgnored(
+                    reply.start_ms, reply.end_ms, verdict.reason, text, turn_id=reply.turn_id
+                )
             )
             line = spoken_reply(verdict, self._gate)
             if line is not None:

@@ -23,7 +23,7 @@ from dandelion.backends.vad.base import VADModel
 from dandelion.config import AppSettings
 from dandelion.conversation import Conversation, heard_text
 from dandelion.echo import ECHO_LIKENESS, EchoReference
-from dandelion.end_of_turn import Completeness, lexical_completeness
+from dandelion.end_of_turn import Completeness, lexical_completeness, required_silence_ms
 from dandelion.idle_face import IdleFace
 from dandelion.long_turn import TurnPieces, quietest_point_ms
 from dandelion.overlap import Overlap, judge_overlap
@@ -64,8 +64,13 @@ _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 15_000  # an untranscribed turn carried into the next one, at most
 _ECHO_WINDOW_MS = 256  # microphone audio compared with the reply's to recognise its echo
+_REJUDGE_MS = 700  # speech over a reply this long is judged again: backchannels are shorter
 _RESUME_GRACE_S = 0.25  # a paused reply resumes this long after a backchannel, if all is quiet
 _OVERLAP_ASR_S = 1.0  # the longest the audio waits for the words of speech over a reply
+
+
+def _asks(transcript: str | None) -> bool:
+    return (transcript or "").rstrip().endswith("?")
 
 
 class Session:
@@ -92,6 +97,7 @@ class Session:
         self._frame = vad.frame_samples
         self._frame_ms = self._frame // _MS
         self._detector = EndpointDetector(settings.turn.turn_config())
+        self._turn_changes: dict[str, object] = {}  # the client's, by session.update
         self.conversation = Conversation(
             settings.system_instructions(), settings.max_history_messages
         )
@@ -111,6 +117,7 @@ class Session:
         self._reply_task: asyncio.Task[None] | None = None
         self._played_task: asyncio.Task[None] | None = None  # announces response.audio.played
         self._resume_task: asyncio.Task[None] | None = None  # resumes a paused reply, soon
+        self._rejudged_segment = -1  # the speech over a reply judged again at _REJUDGE_MS
         self._video = "off"  # the avatar's codec for this session, once the client asks
         self._idle: IdleFace | None = None  # the face between replies, while video is on
         self._idle_task: asyncio.Task[None] | None = None
@@ -207,8 +214,10 @@ class Session:
         if update.eagerness is not None:
             changes.update(eagerness=update.eagerness)
         if changes:
-            current = self._detector.config.model_dump()
-            self._detector.reconfigure(self.settings.turn.turn_config(**{**current, **changes}))
+            # From the server's settings each time, so no derived value (a speculative pause
+            # switched off under a short fixed silence) outlives the change that caused it.
+            self._turn_changes.update(changes)
+            self._detector.reconfigure(self.settings.turn.turn_config(**self._turn_changes))
         config = self._detector.config
         await self._emit(
             ev.SessionUpdated(
@@ -322,11 +331,15 @@ class Session:
         elif isinstance(decision, EndOfTurn):
             await self._on_end_of_turn(decision, now_ms)
 
-    async def _on_overlap(self, start_ms: int, end_ms: int, final: bool) -> bool:
+    async def _on_overlap(
+        self, start_ms: int, end_ms: int, final: bool, any_words: bool = False
+    ) -> bool:
         """Judge speech over the reply from its words; cut the reply if it is an interruption.
 
         Called once the speech has lasted `barge_in_min_speech_ms` (`final` False: only clear
-        words cut it now) and again when it ends (`final` True). True: the reply was cut.
+        words cut it now), at `_REJUDGE_MS` (`any_words`: words the speech gate doubts cut it
+        too, since a backchannel is over by then), and when it ends (`final` True). True: the
+        reply was cut.
         """
         reply = self._reply
         if reply is None or not self._responding():
@@ -336,7 +349,7 @@ class Session:
             # their turn (repair: the reply is dropped, the two parts become one turn).
             await self._interrupt(status="interrupted")
             return True
-        self._detector.set_completeness(Completeness.COMPLETE)  # its end: at a short pause
+        self._detector.end_after(required_silence_ms(Completeness.COMPLETE, "medium"))
         audio = self._input_audio(start_ms, end_ms + _END_TAIL_MS)
         try:
             transcript = await asyncio.wait_for(self._stages.transcribe(audio), _OVERLAP_ASR_S)
@@ -350,7 +363,7 @@ class Session:
             verdict = judge_overlap(
                 heard, self._playing_text(reply), self.settings.turn.backchannels
             )
-            if verdict is Overlap.INTERRUPTION and not real_speech:
+            if verdict is Overlap.INTERRUPTION and not real_speech and not any_words:
                 # Words Whisper was unsure of ("mm-hmm" heard as "and anthem"): only clear
                 # words cut a reply; long speech cuts it anyway (backchannel_max_ms).
                 verdict = Overlap.NOTHING
@@ -370,12 +383,16 @@ class Session:
 
     async def _cut_long_overlap(self, now_ms: int) -> None:
         """Speech over a paused reply that goes on this long is no backchannel: cut it."""
-        reply = self._reply
-        if reply is None or not reply.clock.paused:
+        reply, start = self._reply, self._detector.speech_start_ms
+        if reply is None or not reply.clock.paused or start is None:
             return
-        if self._detector.voiced_ms() >= self.settings.turn.backchannel_max_ms:
+        voiced = self._detector.voiced_ms()
+        if voiced >= self.settings.turn.backchannel_max_ms:
             self._detector.set_completeness(Completeness.UNKNOWN)
             await self._interrupt(status="interrupted")
+        elif voiced >= _REJUDGE_MS and self._rejudged_segment != self._segment:
+            self._rejudged_segment = self._segment
+            await self._on_overlap(start, now_ms, final=False, any_words=True)
 
     def _playing_text(self, reply: Reply) -> str:
         """The reply's words around what the client is playing now (echo comes back late)."""
@@ -519,7 +536,8 @@ class Session:
         if not self.settings.turn.backchannels:
             return  # nothing to judge: it is cut once the speech is long enough
         reply.clock.pause(now)
-        self._detector.set_completeness(Completeness.COMPLETE)  # judged at its first pause
+        # Its words are judged at its first short pause, whatever the turn detection.
+        self._detector.end_after(required_silence_ms(Completeness.COMPLETE, "medium"))
         played_ms = reply.clock.played_samples(now) * 1000 // self._stages.output_sample_rate
         await self._emit(ev.ResponseAudioPaused(turn_id=reply.turn_id, played_ms=played_ms))
 
@@ -571,7 +589,11 @@ class Session:
             elif isinstance(output, Transcribed):
                 self._on_transcribed(reply, output.text)
             elif isinstance(output, Scored):
-                self._judge_turn(reply, reply.completeness.combine(output.probability))
+                completeness = reply.completeness.combine(output.probability)
+                if completeness is Completeness.UNSURE and _asks(reply.transcript):
+                    # A question the LLM does not find unfinished ("What was the word?").
+                    completeness = Completeness.COMPLETE
+                self._judge_turn(reply, completeness)
             elif isinstance(output, Finished):
                 reply.outcome = output.status
                 reply.mark("total_ms", self._clock())
@@ -592,8 +614,7 @@ class Session:
         """Tell the detector what the words before this pause make, if they are still current."""
         reply.completeness = completeness
         if reply.state is ReplyState.SPECULATIVE and reply.segment == self._segment:
-            question = (reply.transcript or "").rstrip().endswith("?")
-            self._detector.set_completeness(completeness, question)
+            self._detector.set_completeness(completeness, _asks(reply.transcript))
 
     def _add_user(self, reply: Reply) -> None:
         assert reply.transcript is not None
@@ -620,7 +641,8 @@ class Session:
         """A confirmed reply's pipeline is over: record it, and close it with response.done."""
         assert reply.outcome is not None
         reply.advance(ReplyState.DONE)
-        self._watch_playback(reply)
+        if reply.clock.started:
+            self._watch_playback(reply)
         heard = ""
         if reply.outcome == "completed":
             heard = reply.text.strip()

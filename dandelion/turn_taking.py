@@ -51,10 +51,13 @@ class TurnConfig(BaseModel):
             raise ValueError("need 0 < silence_threshold <= speech_threshold < 1")
         if self.end_of_turn_silence_ms <= 0 or self.min_speech_ms < 0:
             raise ValueError("durations must be positive")
-        if self.speculative_pause_ms and not (
-            0 < self.speculative_pause_ms < self.end_of_turn_silence_ms
-        ):
-            raise ValueError("need 0 <= speculative_pause_ms < end_of_turn_silence_ms")
+        if self.speculative_pause_ms < 0:
+            raise ValueError("speculative_pause_ms must be 0 (off) or positive")
+        fixed = self.detection == "silence"
+        if fixed and self.speculative_pause_ms >= self.end_of_turn_silence_ms:
+            raise ValueError(
+                "with detection silence, need speculative_pause_ms < end_of_turn_silence_ms"
+            )
         return self
 
     @property
@@ -117,6 +120,7 @@ class EndpointDetector:
         self._paused = False  # a Pause was emitted for the current silence
         self._completeness = Completeness.UNKNOWN  # of the words before the current silence
         self._question = False  # ...and whether they ask something
+        self._end_after_ms: int | None = None  # `end_after`'s silence, for this speech
 
     @property
     def speaking(self) -> bool:
@@ -136,9 +140,19 @@ class EndpointDetector:
         if self.speaking:
             self._completeness = completeness
             self._question = question
+            self._end_after_ms = None
+
+    def end_after(self, silence_ms: int) -> None:
+        """End the current speech after `silence_ms` of silence, whatever the detection (speech
+        over a reply, judged at its first short pause). Speech resuming or a new segment, or
+        `set_completeness`, lifts it."""
+        if self.speaking:
+            self._end_after_ms = silence_ms
 
     def end_of_turn_silence_ms(self) -> int:
         """The silence that ends the current turn, as things stand."""
+        if self._end_after_ms is not None:
+            return self._end_after_ms
         if not self.config.semantic:
             return self.config.end_of_turn_silence_ms
         speech_ms = self._last_voiced_end - self._speech_start
@@ -175,6 +189,7 @@ class EndpointDetector:
         self._barged_in = False
         self._paused = False
         self._completeness = Completeness.UNKNOWN
+        self._end_after_ms = None
         decisions: list[TurnDecision] = [SpeechStart(self._speech_start)]
         decisions.extend(self._maybe_barge_in(frame_end, responding))
         return decisions

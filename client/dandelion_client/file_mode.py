@@ -27,7 +27,7 @@ from dandelion_client.audio import Audio, load_audio, speech_end_seconds, to_pcm
 
 FRAME_MS = 20
 _FRAME = INPUT_SAMPLE_RATE * FRAME_MS // 1000
-_FINAL_STATUSES = {"completed", "failed", "empty"}
+_FINAL_STATUSES = {"completed", "failed", "empty", "ignored"}
 
 
 @dataclass

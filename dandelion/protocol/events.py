@@ -133,6 +133,7 @@ class InputIgnored(ServerEvent):
     audio_end_ms: int
     reason: str
     text: str = ""
+    turn_id: int | None = None  # the turn it ended, if it was one (not speech over a reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +216,7 @@ class ResponseAudioPlayed(ServerEvent):
 class ResponseDone(ServerEvent):
     type: ClassVar[str] = "response.done"
     turn_id: int
-    status: str  # completed | interrupted | cancelled | failed | empty
+    status: str  # completed | interrupted | cancelled | failed | empty | ignored
     text: str
     heard_text: str
     timings: dict[str, float] = field(default_factory=dict)

@@ -184,3 +184,42 @@ def test_eagerness_and_detection_are_set_per_session() -> None:
         await h.close()
 
     asyncio.run(test())
+
+
+def test_a_short_fixed_silence_does_not_outlive_a_switch_back_to_semantic() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=["I would like to book a table for", "I would like a table for four."],
+            end_of_turn=[0.9],  # asked for the second only: the first ends on "for"
+        )
+        h = Harness(stages, turn={"partial_interval_ms": 0})
+        await h.start()
+        for update in (
+            '{"end_of_turn_silence_ms": 100}',
+            '{"end_of_turn_silence_ms": 700, "turn_detection": "semantic"}',
+        ):
+            await h.session.receive(f'{{"type": "session.update", "session": {update}}}')
+        assert h.events(ev.SessionUpdated)[-1].turn_detection == "semantic"  # type: ignore[attr-defined]
+        await h.speak(960)
+        await h.silence(1_312)  # thinking: judged unfinished, so not cut off
+        assert not h.events(ev.SpeechStopped)
+        await h.speak(640)
+        await h.silence(640)
+        assert len(h.events(ev.SpeechStopped)) == 1
+        await h.close()
+
+    asyncio.run(test())
+
+
+def test_a_question_the_llm_does_not_find_unfinished_ends_after_the_short_silence() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What are you thinking of?"], end_of_turn=[0.2])
+        h = Harness(stages)
+        await h.start()
+        await h.speak(960)
+        await h.silence(640)
+        (waited,) = stopped_after_silence_ms(h)
+        assert waited <= 300  # unsure by form ("of?"), not unfinished by the LLM: a question
+        await h.close()
+
+    asyncio.run(test())

@@ -448,3 +448,52 @@ def test_a_short_or_unclear_sound_over_the_reply_pauses_it_then_lets_it_go_on(
         await h.close()
 
     run(test)
+
+
+def test_no_floor_event_for_a_turn_with_no_audio() -> None:
+    async def test() -> None:
+        sigh = Transcript("Okay, take part.", no_speech_prob=0.8, avg_logprob=-1.1)
+        h = Harness(ScriptedStages(transcripts=[sigh]), turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(1_280)
+        (ignored,) = h.events(ev.InputIgnored)
+        assert ignored.turn_id == h.events(ev.SpeechStopped)[0].turn_id  # type: ignore[attr-defined]
+        assert not h.events(ev.ResponseAudioPlayed)
+        await h.close()
+
+    run(test)
+
+
+def test_a_backchannel_is_judged_at_its_end_even_under_a_long_fixed_silence() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(transcripts=["What is the time?", "Uh-huh."], speech_s_per_chunk=3)
+        h = Harness(stages, turn={"detection": "silence", "end_of_turn_silence_ms": 3000})
+        await h.start()
+        await h.speak(640)
+        await h.silence(3_200)
+        await h.speak(352)
+        await h.silence(640)  # not 3 s: speech over a reply ends at a short pause
+        assert h.events(ev.ResponseAudioResumed)
+        await h.close()
+
+    run(test)
+
+
+def test_unclear_words_over_the_reply_cut_it_once_longer_than_a_backchannel() -> None:
+    async def test() -> None:
+        unclear = Transcript("Stop tell me what", avg_logprob=-1.2)
+        stages = ScriptedStages(
+            transcripts=["What is the time?", unclear, unclear], speech_s_per_chunk=3
+        )
+        h = Harness(stages, turn={**SILENCE, "partial_interval_ms": 0})
+        await h.start()
+        await h.speak(640)
+        await h.silence(800)
+        await h.speak(480)
+        assert not h.events(ev.ResponseInterrupted)  # at 192 ms: words the gate doubts
+        await h.speak(320)
+        assert h.events(ev.ResponseInterrupted)  # at 700 ms: a backchannel is over by then
+        await h.close()
+
+    run(test)

@@ -331,10 +331,10 @@ def test_same_input_gives_same_decisions() -> None:
         {"end_of_turn_silence_ms": 0},
         {"end_of_turn_silence_ms": -100},
         {"min_speech_ms": -1},
-        {"speculative_pause_ms": 500},
-        {"speculative_pause_ms": 600},
+        {"detection": "silence", "speculative_pause_ms": 500},
+        {"detection": "silence", "speculative_pause_ms": 600},
         {"speculative_pause_ms": -1},
-        {"end_of_turn_silence_ms": 100, "speculative_pause_ms": 200},
+        {"detection": "silence", "end_of_turn_silence_ms": 100, "speculative_pause_ms": 200},
     ],
 )
 def test_invalid_turn_config_raises(kwargs: dict[str, float]) -> None:
@@ -351,6 +351,7 @@ def test_invalid_turn_config_raises(kwargs: dict[str, float]) -> None:
         {"silence_threshold": 0.5, "speech_threshold": 0.5},
         {"min_speech_ms": 0},
         {"end_of_turn_silence_ms": 100, "speculative_pause_ms": 0},
+        {"end_of_turn_silence_ms": 100},  # semantic: the fixed silence is not used
     ],
 )
 def test_valid_turn_config(kwargs: dict[str, float]) -> None:
