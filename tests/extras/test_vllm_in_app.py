@@ -67,6 +67,10 @@ def _settings() -> AppSettings:
         ),
         avatar=AvatarSettings(enabled=False),
         deployments=DeploymentsSettings(llm=DeploymentSettings(runtime_env=llm_env)),
+        # No spoken-length cap: capped at 50 words the story is written in ~3 s, and whether the
+        # barge-in (judged by its words, ~0.2-1.2 s on this busy machine) still finds it
+        # streaming would be a race.
+        max_reply_words=0,
     )
 
 
