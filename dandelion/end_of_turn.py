@@ -51,33 +51,36 @@ class Completeness(Enum):
 LLM_COMPLETE = 0.5
 LLM_INCOMPLETE = 0.02
 
-# Silence (ms) that ends a turn, by eagerness and completeness. Measured on the bench's
-# pauses (docs/evaluation.md): people pause ~1.1 s inside a sentence the LLM finds plausible
-# ("And so, my fellow Americans, ..."), so an unsure turn waits longer than that, and up to
-# 2 s after an unfinished clause ("If it rains tomorrow, ...").
+# Silence (ms) that ends a turn, by eagerness and completeness. People pause up to ~1.5 s to
+# think inside a sentence whose words so far may look finished ("And so, my fellow Americans,
+# [1.1 s] ask not ..."; "I need eggs, flour, [1.5 s] and sugar", transcribed "I need eggs.
+# Flower."), so at medium eagerness an unsure turn waits longer than that, and an unfinished
+# clause ("If it rains tomorrow, ...") 2.5 s.
 _SILENCE_MS: dict[Eagerness, dict[Completeness, int]] = {
     "low": {
         Completeness.COMPLETE: 500,
-        Completeness.UNSURE: 1_800,
+        Completeness.UNSURE: 2_200,
         Completeness.INCOMPLETE: 3_500,
         Completeness.UNKNOWN: 1_800,
     },
     "medium": {
         Completeness.COMPLETE: 200,
-        Completeness.UNSURE: 1_200,
+        Completeness.UNSURE: 1_600,
         Completeness.INCOMPLETE: 2_500,
         Completeness.UNKNOWN: 1_200,
     },
     "high": {
         Completeness.COMPLETE: 100,
-        Completeness.UNSURE: 600,
+        Completeness.UNSURE: 800,
         Completeness.INCOMPLETE: 1_500,
         Completeness.UNKNOWN: 800,
     },
 }
-# A complete statement after this much speech may be one sentence of several (a monologue):
-# it ends after the unsure silence's half at least. A question ends at once all the same.
+# A complete statement after this much speech may be one sentence of several (a monologue,
+# sentence pauses 0.3-0.6 s): it ends after `_LONG_STATEMENT_MS` at least. A question ends at
+# once all the same.
 LONG_SPEECH_MS = 6_000
+_LONG_STATEMENT_MS: dict[Eagerness, int] = {"low": 900, "medium": 600, "high": 300}
 
 
 def required_silence_ms(
@@ -87,7 +90,7 @@ def required_silence_ms(
     table = _SILENCE_MS[eagerness]
     silence = table[completeness]
     if completeness is Completeness.COMPLETE and speech_ms >= LONG_SPEECH_MS and not question:
-        silence = max(silence, table[Completeness.UNSURE] // 2)
+        silence = max(silence, _LONG_STATEMENT_MS[eagerness])
     return silence
 
 

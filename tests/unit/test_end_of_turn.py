@@ -154,9 +154,9 @@ def test_without_an_llm_score_a_statement_ends_after_the_unsure_silence() -> Non
         h = Harness(stages)
         await h.start()
         await h.speak(960)
-        await h.silence(1600)
+        await h.silence(2_000)
         (waited,) = stopped_after_silence_ms(h)
-        assert 1_200 <= waited <= 1_300
+        assert 1_600 <= waited <= 1_700
         assert h.events(ev.ResponseDone)[0].status == "completed"  # type: ignore[attr-defined]
         await h.close()
 
@@ -176,7 +176,7 @@ def test_eagerness_and_detection_are_set_per_session() -> None:
         await h.speak(960)
         await h.silence(960)
         (waited,) = stopped_after_silence_ms(h)
-        assert waited <= 650  # unsure at high eagerness: 600 ms
+        assert waited <= 850  # unsure at high eagerness: 800 ms
         silence = '{"type": "session.update", "session": {"end_of_turn_silence_ms": 700}}'
         await h.session.receive(silence)
         updated = h.events(ev.SessionUpdated)[-1]
