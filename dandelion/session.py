@@ -64,6 +64,8 @@ _END_TAIL_MS = 150  # audio kept after the last voiced frame (soft word endings)
 _PARTIAL_MAX_SILENCE_MS = 96  # no partial transcript once the speaker has paused this long
 _MAX_CARRY_MS = 15_000  # an untranscribed turn carried into the next one, at most
 _ECHO_WINDOW_MS = 256  # microphone audio compared with the reply's to recognise its echo
+# Speech over a reply is judged at its first short pause, whatever the turn detection.
+_OVERLAP_END_SILENCE_MS = required_silence_ms(Completeness.COMPLETE, "medium")
 _REJUDGE_MS = 700  # speech over a reply this long is judged again: backchannels are shorter
 _RESUME_GRACE_S = 0.25  # a paused reply resumes this long after a backchannel, if all is quiet
 _OVERLAP_ASR_S = 1.0  # the longest the audio waits for the words of speech over a reply
@@ -349,7 +351,7 @@ class Session:
             # their turn (repair: the reply is dropped, the two parts become one turn).
             await self._interrupt(status="interrupted")
             return True
-        self._detector.end_after(required_silence_ms(Completeness.COMPLETE, "medium"))
+        self._detector.end_after(_OVERLAP_END_SILENCE_MS)
         audio = self._input_audio(start_ms, end_ms + _END_TAIL_MS)
         try:
             transcript = await asyncio.wait_for(self._stages.transcribe(audio), _OVERLAP_ASR_S)
@@ -536,8 +538,7 @@ class Session:
         if not self.settings.turn.backchannels:
             return  # nothing to judge: it is cut once the speech is long enough
         reply.clock.pause(now)
-        # Its words are judged at its first short pause, whatever the turn detection.
-        self._detector.end_after(required_silence_ms(Completeness.COMPLETE, "medium"))
+        self._detector.end_after(_OVERLAP_END_SILENCE_MS)
         played_ms = reply.clock.played_samples(now) * 1000 // self._stages.output_sample_rate
         await self._emit(ev.ResponseAudioPaused(turn_id=reply.turn_id, played_ms=played_ms))
 
