@@ -256,14 +256,23 @@ async def run_file_session(
                 )
                 await _stream(ws, utterance.audio, 0, recorder)
                 recorder.note({"type": "client.input_ended", "file": str(utterance.path)})
+                talked_over = None
                 if interrupt is not None:
-                    await _interrupt(ws, recorder, interrupt, interrupt_after_s, reply_timeout_s)
-                # A person waits for the reply to finish playing before speaking again.
+                    talked_over = await _interrupt(
+                        ws, recorder, interrupt, interrupt_after_s, reply_timeout_s
+                    )
+                # A person waits for the reply to finish playing before speaking again; after
+                # an interruption, for the reply to it (the reply talked over may have been
+                # done, as completed, before the interruption began).
                 ok = await _silence_until(
                     ws,
                     recorder,
-                    lambda b=turns_before: (
-                        _turns_finished(recorder) > b
+                    lambda b=turns_before, over=talked_over: (
+                        (
+                            _turns_finished(recorder) > b
+                            if over is None
+                            else _turns_finished(recorder, after_turn=over) > 0
+                        )
                         and (not listen_to_end or not recorder.playing())
                     ),
                     reply_timeout_s,
@@ -287,12 +296,14 @@ async def run_file_session(
 
 async def _interrupt(
     ws: Any, recorder: Recorder, interrupt: Utterance, after_s: float, timeout_s: float
-) -> None:
+) -> int | None:
+    """Speak `interrupt` `after_s` into the first reply's audio; the id of the turn talked over
+    (None: no reply came to talk over)."""
     ok = await _silence_until(
         ws, recorder, lambda: recorder.first("response.audio") is not None, timeout_s
     )
     if not ok:
-        return
+        return None
     first_audio = recorder.first("response.audio")
     assert first_audio is not None
     wait = first_audio["t"] + after_s - recorder.now()
@@ -308,6 +319,7 @@ async def _interrupt(
     )
     await _stream(ws, interrupt.audio, 0, recorder)
     recorder.note({"type": "client.input_ended", "file": str(interrupt.path)})
+    return int(first_audio["turn_id"])
 
 
 def _video_settled(recorder: Recorder, since: float, idle_s: float = 1.5) -> bool:
@@ -316,11 +328,14 @@ def _video_settled(recorder: Recorder, since: float, idle_s: float = 1.5) -> boo
     return recorder.video_complete() or recorder.monotonic() - last > idle_s
 
 
-def _turns_finished(recorder: Recorder) -> int:
+def _turns_finished(recorder: Recorder, after_turn: int = 0) -> int:
+    """Replies done for good (not interrupted), of turns after `after_turn`."""
     return sum(
         1
         for e in recorder.events
-        if e["type"] == "response.done" and e["status"] in _FINAL_STATUSES
+        if e["type"] == "response.done"
+        and e["status"] in _FINAL_STATUSES
+        and e["turn_id"] > after_turn
     )
 
 

@@ -108,7 +108,11 @@ def test_barge_in_stops_the_reply_and_keeps_what_was_heard(
     cut = interrupted[0]
     turn = cut["turn_id"]
     first_done = events_of(events, "response.done", turn_id=turn)[0]
-    assert first_done["status"] == "interrupted"
+    # A reply the server finished sending before the barge-in (a short one: the model may refuse
+    # what the ASR heard as "a long story about it, Dragon") is done as completed and then cut
+    # while it plays (protocol.md §9); one still streaming is done as interrupted.
+    sent_all = events.index(first_done) < events.index(cut)
+    assert first_done["status"] == ("completed" if sent_all else "interrupted")
     # The reply stopped: no audio of that turn after the interruption.
     after = events[events.index(cut) :]
     assert not events_of(after, "response.audio", turn_id=turn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,23 @@ def _mouth_box(page: Any) -> bytes:
     return bytes(page.screenshot(clip=clip))
 
 
+def _wait(page: Any, condition: str, timeout_ms: int, console: list[str]) -> None:
+    """`page.wait_for_function`, failing with what the page saw (events, console) on time-out."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, timeout=timeout_ms)
+    except PlaywrightTimeout:
+        seen = page.evaluate(
+            "({connected: window.dandelion.connected, transcripts: window.dandelion.transcripts,"
+            " events: window.dandelion.events.map(e => e.type + (e.text ? ': ' + e.text : '')"
+            " + (e.reason ? ' (' + e.reason + ')' : '')),"
+            " audioFrames: window.dandelion.audioFrames, videoFrames: window.dandelion.videoFrames,"
+            " playedMs: window.dandelion.playedMs})"
+        )
+        pytest.fail(f"waited {timeout_ms} ms for {condition}\npage: {seen}\nconsole: {console}")
+
+
 def test_web_page_talks_with_a_person_in_chromium(
     server_url: str, speech: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -61,24 +79,28 @@ def test_web_page_talks_with_a_person_in_chromium(
         browser = playwright.chromium.launch(executable_path=chromium, headless=False, args=args)
         try:
             page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page.goto(page_url)
             page.wait_for_function("window.dandelion && window.dandelion.connected", timeout=30_000)
             # What the ASR heard varies with timing: its key words, not an exact phrase.
-            page.wait_for_function(
+            heard_question = (
                 "window.dandelion.transcripts.some("
-                "t => /\\bcapital\\b/i.test(t) && /\\bfrance\\b/i.test(t))",
-                timeout=90_000,
+                "t => /\\bcapital\\b/i.test(t) && /\\bfrance\\b/i.test(t))"
             )
-            page.wait_for_function("window.dandelion.audioFrames > 0", timeout=60_000)
+            _wait(page, heard_question, 90_000, console)
+            _wait(page, "window.dandelion.audioFrames > 0", 60_000, console)
             # The avatar's own frames (video from the server), not the page's fallback face.
-            page.wait_for_function("window.dandelion.videoFrames > 5", timeout=60_000)
+            _wait(page, "window.dandelion.videoFrames > 5", 60_000, console)
             page.wait_for_timeout(300)
             first = _mouth_box(page)
             page.wait_for_timeout(700)
             second = _mouth_box(page)
-            page.screenshot(path=str(ROOT / "docs" / "web-client.png"))
+            # The README's picture is refreshed on request only: tests leave the tree as it was.
+            shot = "docs/web-client.png" if os.environ.get("DANDELION_UPDATE_SCREENSHOT") else ""
+            page.screenshot(path=str(ROOT / shot if shot else tmp_path / "web-client.png"))
             # Reply audio really played: buffers reached their end in the page's AudioContext.
-            page.wait_for_function("window.dandelion.playedMs > 500", timeout=60_000)
+            _wait(page, "window.dandelion.playedMs > 500", 60_000, console)
             # The page shows the question as the server transcribed it.
             heard = page.evaluate("window.dandelion.transcripts")
             assert page.locator("li.user").first.text_content() == heard[0], heard

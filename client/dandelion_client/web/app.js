@@ -7,6 +7,7 @@ const HEADER_BYTES = 24;
 const KIND_AUDIO = 1;
 const KIND_VIDEO = 2;
 const IDLE_TURN = 0; // media of no turn: the avatar's idle frames
+const MAX_HELD_FRAMES = 250; // 5 s of 20 ms mic frames kept while the socket is not open
 
 const state = {
   connected: false,
@@ -41,6 +42,7 @@ let analyser = null;
 let outputRate = 22050;
 let playHead = 0;
 let backoffMs = 500;
+const heldFrames = []; // mic frames (PCM16 ArrayBuffers) captured while the socket was not open
 const sources = new Map(); // turn id -> [{node, buffer, at, offset, ptsUs}]: scheduled buffers
 // turn id -> {at: playContext time of the pause, held: [{buffer, offset, ptsUs}]}: its audio
 // not played yet, in order, waiting for response.audio.resumed.
@@ -70,6 +72,7 @@ async function start() {
   capture.connect(mute).connect(micContext.destination); // keeps the worklet pulled
   capture.port.onmessage = (message) => {
     if (ws && ws.readyState === WebSocket.OPEN) ws.send(message.data);
+    else holdFrame(message.data);
   };
   playContext = new AudioContext();
   analyser = playContext.createAnalyser();
@@ -80,8 +83,16 @@ async function start() {
   requestAnimationFrame(draw);
 }
 
+function holdFrame(frame) {
+  // The mic runs before the socket opens (and while it reconnects): keep the newest frames so
+  // a person who speaks at once is heard from their first word.
+  heldFrames.push(frame);
+  if (heldFrames.length > MAX_HELD_FRAMES) heldFrames.shift();
+}
+
 function stop() {
   stopping = true;
+  heldFrames.length = 0;
   if (ws) ws.close();
   if (micContext) micContext.close();
   ui.start.disabled = false;
@@ -96,6 +107,8 @@ function connect() {
   ws.onopen = () => {
     state.connected = true;
     backoffMs = 500;
+    // What the person said while the socket opened is theirs: sent first, in order.
+    for (const frame of heldFrames.splice(0)) ws.send(frame);
     setStatus("listening", "live");
   };
   ws.onmessage = (message) => {
