@@ -3,8 +3,9 @@
 Pure: a `Transcript` and `SpeechGateSettings` in, a `Verdict` out. In order:
 
 1. no_speech: no letter or digit, or Whisper's P(no speech) at `no_speech_prob` or above.
-2. non_word: nothing but fillers ("uh", "hmm", "ah"), or a phrase Whisper makes up from noise
-   ("Thank you.", "you") decoded without confidence.
+2. non_word: nothing but fillers ("uh", "hmm", "ah"), a phrase Whisper makes up from noise
+   ("Thank you.", "you") decoded without confidence, or a sound that decodes better played
+   backwards than forwards (speech in reverse: words, but not said).
 3. low_confidence: the decode looped (compression ratio).
 4. other_language: identified as another language with at least `other_language_probability`
    (not for a short answer: one word is too short to identify).
@@ -71,6 +72,12 @@ def judge(transcript: Transcript, settings: SpeechGateSettings) -> Verdict:
         return Verdict("non_word", f"fillers only: {t.text!r}")
     if phrase in HALLUCINATIONS and t.avg_logprob < s.hallucination_max_logprob:
         return Verdict("non_word", f"a phrase Whisper makes up from noise: {t.text!r}")
+    if t.reversed_logprob is not None and t.reversed_logprob >= t.avg_logprob:
+        return Verdict(
+            "non_word",
+            f"decoded better played backwards (avg_logprob {t.reversed_logprob:.2f} reversed, "
+            f"{t.avg_logprob:.2f} as heard): speech in reverse",
+        )
     if t.compression_ratio > s.max_compression_ratio:
         return Verdict("low_confidence", _signals(t))
     short_answer = phrase in SHORT_ANSWERS

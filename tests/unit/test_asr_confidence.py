@@ -48,6 +48,7 @@ def test_real_speech_is_confident_and_accepted(asr: ASRActor) -> None:
     assert -0.4 < heard.avg_logprob < 0.0
     assert 1.0 < heard.compression_ratio < 2.4
     assert heard.language is None  # confident: no language check was needed
+    assert heard.reversed_logprob is None  # nor a backwards one
     assert judge(heard, GATE).accepted
 
 
@@ -71,6 +72,19 @@ def test_reversed_speech_is_checked_for_its_language(asr: ASRActor) -> None:
     heard = transcribe(asr, forward[::-1].tobytes())
     assert heard.language is not None and heard.language_probability is not None
     assert not judge(heard, GATE).accepted
+
+
+@pytest.mark.parametrize("name", ["jfk.flac", "q_story.flac", "pause_midsentence_1.3s.flac"])
+def test_speech_played_backwards_decodes_better_the_right_way_round(
+    asr: ASRActor, name: str
+) -> None:
+    # Reversed, each recording is decoded into a sentence (jfk.flac at -0.63, confident enough
+    # for the gate's other checks); played backwards again it is speech, and decodes better.
+    backwards = np.frombuffer(pcm16(name), dtype="<i2")[::-1].tobytes()
+    heard = transcribe(asr, backwards)
+    assert heard.reversed_logprob is not None
+    assert heard.reversed_logprob > heard.avg_logprob
+    assert judge(heard, GATE).reason == "non_word"
 
 
 def test_base_model_parts_that_are_not_the_pinned_file_are_refused(

@@ -27,6 +27,9 @@ class Transcript:
     # The spoken language and its probability, when a multilingual model identified it.
     language: str | None = None
     language_probability: float | None = None
+    # avg_logprob of the same audio decoded played backwards, when the decode was unsure enough
+    # to check: speech decodes worse reversed; speech played in reverse decodes better.
+    reversed_logprob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only: crosses a Ray hop as it is."""
