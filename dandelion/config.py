@@ -255,6 +255,19 @@ class SpeechGateSettings(_Settings):
     hallucination_max_logprob: float = -0.5
 
 
+class SessionStoreSettings(_Settings):
+    """Where conversations are kept so a client can resume one (dandelion/session_store.py)."""
+
+    # sqlite: one file shared by the gateway replicas of a machine; redis: a cluster's gateways
+    # on several machines; off: a dropped connection ends its conversation.
+    backend: Literal["sqlite", "redis", "off"] = "sqlite"
+    # None: $XDG_STATE_HOME/dandelion/sessions.sqlite3 (~/.local/state/dandelion/...).
+    sqlite_path: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # A conversation can be resumed this long after its last change.
+    ttl_s: float = Field(default=3600.0, gt=0)
+
+
 class AutoscalingSettings(_Settings):
     min_replicas: int = 1
     max_replicas: int = 4
@@ -315,6 +328,7 @@ class AppSettings(_Settings):
     avatar: AvatarSettings = AvatarSettings()
     turn: TurnSettings = TurnSettings()
     speech_gate: SpeechGateSettings = SpeechGateSettings()
+    session_store: SessionStoreSettings = SessionStoreSettings()
     deployments: DeploymentsSettings = DeploymentsSettings()
     # Max conversation messages kept (older exchanges are dropped first).
     max_history_messages: int = Field(default=40, ge=2)

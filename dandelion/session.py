@@ -41,6 +41,7 @@ from dandelion.protocol import events as ev
 from dandelion.protocol.errors import RETRYABLE_CODES
 from dandelion.reply import Outgoing, Reply, ReplyState
 from dandelion.reply_pipeline import Emit, Finished, ReplyPipeline, Scored, Transcribed
+from dandelion.session_state import SessionState
 from dandelion.speech_gate import judge
 from dandelion.stages import Stages
 from dandelion.telemetry import NoTelemetry, Telemetry
@@ -86,7 +87,11 @@ class Session:
         clock: Callable[[], float] = time.monotonic,
         telemetry: Telemetry | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        restored: SessionState | None = None,
+        resume_token: str | None = None,
     ) -> None:
+        """`restored`: a conversation to go on with (a client resuming it); `resume_token`: the
+        token `session.created` gives the client to resume this one (None: not resumable)."""
         self.session_id = session_id
         self.settings = settings
         self._stages = stages
@@ -131,6 +136,31 @@ class Session:
             max_reply_words=settings.max_reply_words,
             gate=settings.speech_gate,
         )
+        self._resume_token = resume_token
+        self._resumed = restored is not None
+        if restored is not None:
+            self._restore(restored)
+
+    def _restore(self, state: SessionState) -> None:
+        self.conversation.instructions = state.instructions
+        self.conversation.messages = [dict(m) for m in state.messages]
+        self._turn_changes = dict(state.turn_changes)
+        if self._turn_changes:
+            self._detector.reconfigure(self.settings.turn.turn_config(**self._turn_changes))
+        if state.video != "off" and self._stages.video is not None:
+            self._video = state.video
+        self._turn_id = state.turn_id
+
+    def state(self) -> SessionState:
+        """What a client resuming this conversation gets back (session_state.py)."""
+        return SessionState(
+            session_id=self.session_id,
+            instructions=self.conversation.instructions,
+            messages=[dict(m) for m in self.conversation.messages],
+            turn_changes=dict(self._turn_changes),
+            video=self._video,
+            turn_id=self._turn_id,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -147,8 +177,12 @@ class Session:
                 output_video=self._video_info(),
                 turn_detection=self._detector.config.detection,
                 eagerness=self._detector.config.eagerness,
+                resume_token=self._resume_token,
+                resumed=self._resumed,
             )
         )
+        if self._video != "off":  # resumed with the avatar on: its idle face, as before
+            await self._restart_idle_face()
 
     def _video_info(self) -> ev.VideoInfo:
         video = self._stages.video

@@ -97,6 +97,9 @@ class SessionCreated(ServerEvent):
     output_video: VideoInfo
     turn_detection: str = "semantic"
     eagerness: str = "medium"
+    # Reconnect with this to go on with the same conversation (None: the server keeps none).
+    resume_token: str | None = None
+    resumed: bool = False  # this session goes on with an earlier one's conversation
 
 
 @dataclass(frozen=True, slots=True)

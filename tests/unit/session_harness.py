@@ -22,6 +22,7 @@ from dandelion.protocol import MediaFrame
 from dandelion.protocol import events as ev
 from dandelion.reply import Outgoing
 from dandelion.session import Session
+from dandelion.session_state import SessionState
 from dandelion.stages import VideoFormat, VideoFrame
 
 FRAME = 512  # samples per VAD frame at 16 kHz (32 ms)
@@ -107,7 +108,12 @@ class ScriptedStages:
 class Harness:
     """One session, its clock and everything it sent, stamped with the input audio time (ms)."""
 
-    def __init__(self, stages: ScriptedStages | None = None, **settings: object) -> None:
+    def __init__(
+        self,
+        stages: ScriptedStages | None = None,
+        restored: SessionState | None = None,
+        **settings: object,
+    ) -> None:
         self.stages = stages or ScriptedStages()
         self.now_s = 100.0
         self.audio_ms = 0
@@ -120,6 +126,8 @@ class Harness:
             self._send,
             clock=self.clock,
             sleep=self.sleep,
+            restored=restored,
+            resume_token="test.secret",
         )
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
 

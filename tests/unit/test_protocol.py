@@ -305,6 +305,8 @@ def test_encode_session_created_nests_audio_formats() -> None:
         },
         "turn_detection": "semantic",
         "eagerness": "medium",
+        "resume_token": None,
+        "resumed": False,
     }
 
 

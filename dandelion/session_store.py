@@ -1,0 +1,134 @@
+"""Where conversations are kept between connections: embedded SQLite, or Redis for a cluster.
+
+A gateway replica saves a session's `SessionState` after every change (a reply done, a
+settings change), so a dropped connection or a lost replica loses at most the turn in flight.
+A client that reconnects with the resume token from `session.created` gets the same
+conversation from whichever replica it reaches: SQLite when all gateway replicas share a disk
+(one node), Redis when they do not.
+
+Calls block (a file or a socket): the gateway runs them in a thread. Records expire `ttl_s` after
+their last save.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from dandelion.config import SessionStoreSettings
+from dandelion.errors import BackendUnavailableError
+from dandelion.session_state import ResumeError, SessionState, secret_matches, split_resume_token
+
+
+class SessionStore(Protocol):
+    def save(self, state: SessionState, token_digest: str) -> None:
+        """Keep `state` (replacing its session's last), resumable by the token of that digest."""
+
+    def load(self, token: str) -> SessionState:
+        """The state a resume token names; ResumeError when unknown, expired or wrong."""
+
+    def close(self) -> None: ...
+
+
+def default_sqlite_path() -> Path:
+    """`$XDG_STATE_HOME/dandelion/sessions.sqlite3` (~/.local/state when unset)."""
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "dandelion" / "sessions.sqlite3"
+
+
+def open_store(settings: SessionStoreSettings) -> SessionStore | None:
+    """The configured store, or None when `backend` is "off" (no resume)."""
+    if settings.backend == "off":
+        return None
+    if settings.backend == "redis":
+        return RedisSessionStore(settings.redis_url, settings.ttl_s)
+    path = Path(settings.sqlite_path) if settings.sqlite_path else default_sqlite_path()
+    return SQLiteSessionStore(path, settings.ttl_s)
+
+
+def _unknown() -> ResumeError:
+    # One message for unknown, expired and wrong tokens: a guesser learns nothing.
+    return ResumeError("unknown or expired resume token")
+
+
+class SQLiteSessionStore:
+    """One file, shared by the gateway replicas of one machine (WAL: readers never block)."""
+
+    def __init__(self, path: Path, ttl_s: float, clock: Any = time.time) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
+        with self._lock, self._db:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, "
+                "digest TEXT NOT NULL, state TEXT NOT NULL, saved_at REAL NOT NULL)"
+            )
+
+    def save(self, state: SessionState, token_digest: str) -> None:
+        now = self._clock()
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                (state.session_id, token_digest, state.to_json(), now),
+            )
+            self._db.execute("DELETE FROM sessions WHERE saved_at < ?", (now - self._ttl_s,))
+
+    def load(self, token: str) -> SessionState:
+        session_id, secret = split_resume_token(token)
+        with self._lock:
+            row = self._db.execute(
+                "SELECT digest, state, saved_at FROM sessions WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+        if row is None or row[2] < self._clock() - self._ttl_s:
+            raise _unknown()
+        if not secret_matches(secret, row[0]):
+            raise _unknown()
+        return SessionState.from_json(row[1])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class RedisSessionStore:
+    """A hash per session (`dandelion:session:<id>`: digest, state), expiring after `ttl_s`."""
+
+    def __init__(self, url: str, ttl_s: float) -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "session_store.backend redis needs the redis package: "
+                "pip install 'dandelion[redis]'"
+            ) from exc
+        self._ttl_ms = int(ttl_s * 1000)
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+    @staticmethod
+    def _key(session_id: str) -> str:
+        return f"dandelion:session:{session_id}"
+
+    def save(self, state: SessionState, token_digest: str) -> None:
+        key = self._key(state.session_id)
+        pipe = self._redis.pipeline()
+        pipe.hset(key, mapping={"digest": token_digest, "state": state.to_json()})
+        pipe.pexpire(key, self._ttl_ms)
+        pipe.execute()
+
+    def load(self, token: str) -> SessionState:
+        session_id, secret = split_resume_token(token)
+        record: dict[Any, Any] = self._redis.hgetall(self._key(session_id))
+        if not record or not secret_matches(secret, bytes(record[b"digest"]).decode()):
+            raise _unknown()
+        return SessionState.from_json(bytes(record[b"state"]))
+
+    def close(self) -> None:
+        self._redis.close()
