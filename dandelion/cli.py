@@ -1,7 +1,8 @@
 """`dandelion serve`: local Ray plus the app on the embedded default, bound to loopback.
 `dandelion render-config`: the serve configs and cluster manifests under cluster/.
 `dandelion eval`: the conversation bench (docs/evaluation.md).
-`dandelion models`: the embedded LLM's presets; `models prepare` assembles one ahead of time."""
+`dandelion models`: the embedded LLM's presets; `models prepare` assembles one ahead of time.
+`dandelion hash-key`: an API key's hash, for `security.api_key_hashes` (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,24 @@ from dandelion.profiles import PROFILES, profile_settings
 
 def _serve(args: argparse.Namespace) -> int:
     settings = profile_settings(args.profile, args.config)
-    # Local runs need no cluster token; a cluster operator sets RAY_AUTH_MODE themselves.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if args.behind_auth_proxy:
+        security = settings.security.model_copy(update={"behind_auth_proxy": True})
+        settings = settings.model_copy(update={"security": security})
+    from dandelion.auth import Authenticator, exposure_error, is_loopback
+
+    # Before Ray starts: a server open to the network is a clear error now (the gateway checks
+    # again, for serve configs).
+    auth = Authenticator.from_settings(settings.security, os.environ)
+    problem = exposure_error(args.host, auth.required, settings.security.behind_auth_proxy)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    # Ray's own ports listen on every interface, and without its token authentication they run
+    # whatever anyone sends them. Off loopback, Ray keeps its default (token auth, a token in
+    # ~/.ray/auth_token) unless the operator chose otherwise; on loopback, local runs go without
+    # a cluster token as before (docs/security.md, "Ray's own ports").
+    if is_loopback(args.host):
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
     from ray import serve
 
@@ -51,10 +68,18 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Ready in {time.monotonic() - started:.1f} s.", flush=True)
     print(f"  WebSocket: ws://{args.host}:{args.port}{SESSION_PATH}", flush=True)
     print(f"  Health:    http://{args.host}:{args.port}/healthz", flush=True)
+    key = " --api-key KEY" if auth.required else ""
     print(
-        f"  Talk:      dandelion-client --url ws://{args.host}:{args.port}{SESSION_PATH}",
+        f"  Talk:      dandelion-client --url ws://{args.host}:{args.port}{SESSION_PATH}{key}",
         flush=True,
     )
+    if auth.required:
+        print(
+            f"  Web page:  http://{args.host}:{args.port}/?token=TOKEN, a token from "
+            f"curl -X POST -H 'Authorization: Bearer KEY' "
+            f"http://{args.host}:{args.port}/v1/session-tokens",
+            flush=True,
+        )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -63,6 +88,20 @@ def _serve(args: argparse.Namespace) -> int:
     # Ray was started here, so ray.shutdown() ends every replica with it; serve.shutdown() can
     # wait indefinitely for a replica's graceful drain.
     ray.shutdown()
+    return 0
+
+
+def _hash_key(args: argparse.Namespace) -> int:
+    import getpass
+
+    from dandelion.auth import hash_key
+
+    # Read, not an argument: a key on the command line stays in the shell's history.
+    key = getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline()
+    if not key.strip():
+        print("error: no key given", file=sys.stderr)
+        return 2
+    print(hash_key(key.strip()))
     return 0
 
 
@@ -116,7 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--num-cpus", type=int, default=None, help="CPUs Ray may use")
     serve_cmd.add_argument("--metrics-port", type=int, default=None, help="Prometheus export")
     serve_cmd.add_argument("--verbose", action="store_true", help="show replica logs")
+    serve_cmd.add_argument(
+        "--behind-auth-proxy",
+        action="store_true",
+        help="a reverse proxy in front authenticates every request: serve off loopback without "
+        "API keys (security.behind_auth_proxy; docs/security.md)",
+    )
     serve_cmd.set_defaults(run=_serve)
+    hash_cmd = commands.add_parser(
+        "hash-key",
+        help="print an API key's SHA-256 for security.api_key_hashes (reads the key from stdin)",
+    )
+    hash_cmd.set_defaults(run=_hash_key)
     render = commands.add_parser(
         "render-config",
         help="write a serve config, or a cluster manifest, from the typed settings",

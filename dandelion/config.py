@@ -312,6 +312,90 @@ class DeploymentsSettings(_Settings):
     avatar: DeploymentSettings = DeploymentSettings()
 
 
+class SecuritySettings(_Settings):
+    """Who may connect, from which pages, and how much one connection may take
+    (docs/security.md). The defaults keep loopback open and everything else closed."""
+
+    # Hex SHA-256 of each accepted API key (`dandelion.auth.hash_key`); keys in the environment
+    # variable DANDELION_API_KEYS (comma-separated, plain) are accepted too. With none at all, a
+    # server bound to loopback is open and one bound elsewhere refuses to start.
+    api_key_hashes: tuple[str, ...] = ()
+    # Signs session tokens. DANDELION_TOKEN_SECRET, where set, wins over this (a secret in
+    # settings travels in the Serve config); neither: derived from the API keys.
+    token_secret: str | None = None
+    # How long a session token may be used to open a session (or load the page), s.
+    session_token_ttl_s: float = Field(default=60.0, gt=0, le=86_400)
+    # A reverse proxy in front authenticates every request: no keys needed off loopback.
+    behind_auth_proxy: bool = False
+    # Page origins ("https://talk.example.com") whose WebSocket upgrades are accepted besides
+    # the server's own origin; "*" accepts any. Requests without an Origin (native clients) pass.
+    allowed_origins: tuple[str, ...] = ()
+    # Sessions one gateway replica holds; further ones are told to retry later (close 1013).
+    # None: 2 on a fixed-size gateway (the 2-core embedded default's measured capacity,
+    # docs/benchmarks.md), twice the autoscaling target on an autoscaled one.
+    max_sessions_per_replica: int | None = Field(default=None, ge=1)
+    # Sessions across all gateway replicas (a named Ray actor counts them). None: no limit.
+    max_sessions_total: int | None = Field(default=None, ge=1)
+    # The retry hint a refused session gets, s.
+    busy_retry_after_s: float = Field(default=5.0, gt=0)
+    # Per session: its longest life, and the longest wait for any client message, s.
+    max_session_s: float = Field(default=7_200.0, gt=0)
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    # Client messages per second (token bucket of `message_burst`); a client over it for
+    # `rate_limit_close_s` in a row is disconnected (close 1008). A real-time client sends ~50
+    # (20 ms audio frames): ten times that stops a flood and no client.
+    max_messages_per_s: float = Field(default=500.0, gt=0)
+    message_burst: int = Field(default=1_000, ge=1)
+    rate_limit_close_s: float = Field(default=3.0, gt=0)
+    # Input audio faster than this many times real time, beyond `audio_burst_s` seconds ahead,
+    # is dropped with a `rate_limited` error (a page sends ~5 s it held while connecting).
+    max_audio_speed: float = Field(default=2.0, gt=0)
+    audio_burst_s: float = Field(default=30.0, gt=0)
+    # Bytes queued for one client before video frames are dropped; over this with nothing left
+    # to drop for `send_stall_s` (or over twice it), the client is not reading: close 1008.
+    # Behind Serve's proxy, 1 MiB unsent in the kernel counts as over it (send_queue.py).
+    send_queue_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    send_stall_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _sha256_hex(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+                # Not repeated: a pasted key must not reach logs.
+                raise ValueError(
+                    "each entry is a key's SHA-256 in hex (64 characters): "
+                    "`dandelion hash-key` prints it; plain keys go in DANDELION_API_KEYS"
+                )
+        return tuple(digest.lower() for digest in value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+/?", origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme and host, no path "
+                    "(https://talk.example.com, http://10.0.0.5:8000), or *"
+                )
+        return tuple(origin.lower().rstrip("/") for origin in value)
+
+    def sessions_per_replica(self, gateway: DeploymentSettings) -> int:
+        """The admission limit of one gateway replica (`max_sessions_per_replica`, resolved)."""
+        if self.max_sessions_per_replica is not None:
+            return self.max_sessions_per_replica
+        if gateway.autoscaling is not None:
+            # Serve adds replicas at the target: let each hold twice that meanwhile.
+            return max(1, round(2 * gateway.autoscaling.target_ongoing_requests))
+        return MEASURED_SESSIONS_PER_REPLICA
+
+
+# docs/benchmarks.md, "Capacity": on 2 cores with the embedded models, 2 concurrent sessions
+# keep voice-to-voice p95 under twice one session's p50 (1.37 s); a third doubles it (2.9 s),
+# a fourth makes it 11 s for everyone.
+MEASURED_SESSIONS_PER_REPLICA = 2
+
+
 class AppSettings(_Settings):
     # The LLM's system prompt. None: DEFAULT_INSTRUCTIONS (SMOLLM2_INSTRUCTIONS when the LLM is
     # the smollm2-135m preset). A client may replace it per session (session.update).
@@ -330,6 +414,7 @@ class AppSettings(_Settings):
     speech_gate: SpeechGateSettings = SpeechGateSettings()
     session_store: SessionStoreSettings = SessionStoreSettings()
     deployments: DeploymentsSettings = DeploymentsSettings()
+    security: SecuritySettings = SecuritySettings()
     # Max conversation messages kept (older exchanges are dropped first).
     max_history_messages: int = Field(default=40, ge=2)
 

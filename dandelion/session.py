@@ -209,7 +209,13 @@ class Session:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def report_internal_error(self, exc: BaseException) -> None:
-        await self._error(ErrorCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+        """A fault while handling a message: the client gets the code and an id; the log, the
+        exception under that id."""
+        import uuid
+
+        error_id = uuid.uuid4().hex
+        log.error("session %s: internal error %s", self.session_id, error_id, exc_info=exc)
+        await self._error(ErrorCode.INTERNAL_ERROR, "internal server error", error_id=error_id)
 
     async def receive(self, message: str | bytes) -> None:
         """Handle one client message. Bad input becomes an error event; the session goes on."""
@@ -766,9 +772,21 @@ class Session:
             reply.mark("first_audio_sent_ms", now)
             reply.clock.sent(samples, now)
 
-    async def _error(self, code: ErrorCode, message: str, turn_id: int | None = None) -> None:
+    async def _error(
+        self,
+        code: ErrorCode,
+        message: str,
+        turn_id: int | None = None,
+        error_id: str | None = None,
+    ) -> None:
         self._telemetry.error(code.value)
         retryable = code in RETRYABLE_CODES
         await self._emit(
-            ev.ErrorEvent(code=code.value, message=message, retryable=retryable, turn_id=turn_id)
+            ev.ErrorEvent(
+                code=code.value,
+                message=message,
+                retryable=retryable,
+                turn_id=turn_id,
+                error_id=error_id,
+            )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 
 DEFAULT_URL = "ws://127.0.0.1:8000/v1/session"
@@ -19,6 +20,12 @@ def _device(value: str | None) -> str | int | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dandelion-client", description=__doc__)
     parser.add_argument("--url", default=DEFAULT_URL, help=f"server session URL ({DEFAULT_URL})")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("DANDELION_API_KEY"),
+        help="the server's API key, sent as `Authorization: Bearer` (default: $DANDELION_API_KEY; "
+        "prefer the variable: a key on the command line stays in the shell's history)",
+    )
     files = parser.add_argument_group("file mode")
     files.add_argument("--input", action="append", help="audio file to speak (repeatable)")
     files.add_argument("--output", help="save the assistant's audio as played (WAV)")
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         video=None if args.window == "off" else args.window,
         duration_s=args.duration,
         echo_cancel=args.echo_cancel,
+        api_key=args.api_key,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_live(options))
@@ -113,6 +121,7 @@ async def _file_mode(args: argparse.Namespace) -> int:
         instructions=args.instructions,
         reply_timeout_s=args.timeout,
         video="jpeg" if args.video else None,
+        api_key=args.api_key,
     )
     save_outputs(recorder, args.output, args.events)
     failed = False

@@ -26,6 +26,8 @@ from dandelion.protocol import IDLE_TURN_ID, INPUT_SAMPLE_RATE, MediaKind, decod
 from dandelion_client.audio import Audio, load_audio, speech_end_seconds, to_pcm16, write_wav
 
 FRAME_MS = 20
+API_KEY_ENV = "DANDELION_API_KEY"
+"""The environment variable the client reads its API key from (when --api-key is not given)."""
 _FRAME = INPUT_SAMPLE_RATE * FRAME_MS // 1000
 _FINAL_STATUSES = {"completed", "failed", "empty", "ignored"}
 
@@ -182,6 +184,11 @@ class Recorder:
         return True
 
 
+def api_key_headers(api_key: str | None) -> dict[str, str]:
+    """The headers that authenticate a session on a server with API keys (docs/security.md)."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 async def _stream(ws: Any, audio: Audio | None, seconds: float, recorder: Recorder) -> None:
     """Send `audio` (or silence for `seconds`) in real-time paced frames."""
     if audio is None:
@@ -216,6 +223,7 @@ async def run_file_session(
     reply_timeout_s: float = 60.0,
     listen_to_end: bool = True,
     video: str | None = None,
+    api_key: str | None = None,
 ) -> Recorder:
     """Speak each input in turn and wait for its reply.
 
@@ -223,11 +231,16 @@ async def run_file_session(
     soon as it has been fully received, instead of listening to it all: for benchmarks.
     With `video` ("jpeg" or "h264"), the session asks for the avatar's video, and the run ends
     once the last replies' frames are in (they may come after the audio) or stop coming.
+    `api_key`: sent as `Authorization: Bearer` (a server with API keys refuses the socket,
+    HTTP 401, without it).
     """
     import websockets
 
     recorder = Recorder()
-    async with websockets.connect(url, max_size=None, open_timeout=30) as ws:
+    headers = api_key_headers(api_key)
+    async with websockets.connect(
+        url, max_size=None, open_timeout=30, additional_headers=headers
+    ) as ws:
         reader = asyncio.create_task(_read(ws, recorder))
         try:
             await _wait_for(recorder, lambda: recorder.first("session.created"), 30)

@@ -111,6 +111,7 @@ class LiveOptions:
     video: str | None = "jpeg"  # the avatar's codec in the window; None: no window
     duration_s: float | None = None  # stop after this long (None: until Ctrl-C)
     echo_cancel: bool = True  # WebRTC's echo canceller on the microphone (needs `livekit`)
+    api_key: str | None = None  # sent as `Authorization: Bearer` (docs/security.md)
 
 
 async def run_live(options: LiveOptions) -> None:
@@ -120,7 +121,10 @@ async def run_live(options: LiveOptions) -> None:
     channels = _mic_channels(sd, options.input_device)
     mixer = MicDownmix(INPUT_SAMPLE_RATE, "the microphone", _warn) if channels > 1 else None
     mic: queue.Queue[bytes] = queue.Queue()
-    async with websockets.connect(options.url, max_size=None) as ws:
+    from dandelion_client.file_mode import api_key_headers
+
+    headers = api_key_headers(options.api_key)
+    async with websockets.connect(options.url, max_size=None, additional_headers=headers) as ws:
         created = json.loads(await ws.recv())
         player = _Player(int(created["output_audio"]["sample_rate"]))
         canceller = None

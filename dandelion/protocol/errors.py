@@ -1,7 +1,9 @@
-"""Error codes carried by `error` events, and the exception that produces them."""
+"""Error codes carried by `error` events, the exception that produces them, and what of an
+error's text a client may see."""
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 
@@ -21,6 +23,10 @@ class ErrorCode(StrEnum):
     LLM_UNAVAILABLE = "llm_unavailable"
     LLM_TIMEOUT = "llm_timeout"
     INTERNAL_ERROR = "internal_error"
+    # Limits (dandelion/admission.py): the session was refused or is being slowed or ended.
+    SERVER_BUSY = "server_busy"
+    RATE_LIMITED = "rate_limited"
+    SESSION_EXPIRED = "session_expired"
 
 
 # Errors a client may retry as-is (the server or a model stage had a transient fault).
@@ -34,8 +40,52 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.LLM_RATE_LIMITED,
         ErrorCode.LLM_UNAVAILABLE,
         ErrorCode.LLM_TIMEOUT,
+        # Retry later (`retry_after_s`), more slowly, or on a new session.
+        ErrorCode.SERVER_BUSY,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.SESSION_EXPIRED,
     }
 )
+
+# What a client is told of a server-side failure. Its own text (an exception's, which across
+# Ray is a traceback naming actor ids, hosts, pids and paths) stays in the server's log, under
+# the error_id the client gets.
+_PUBLIC_MESSAGES = {
+    ErrorCode.ASR_FAILED: "transcription failed for this turn",
+    ErrorCode.LLM_FAILED: "the language model failed on this turn",
+    ErrorCode.TTS_FAILED: "speech synthesis failed for this turn",
+    ErrorCode.INTERNAL_ERROR: "internal server error",
+}
+MAX_PUBLIC_MESSAGE_CHARS = 300
+_CODES = frozenset(code.value for code in ErrorCode)
+_REDACTIONS = (
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "[address]"),  # URLs
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[address]"),  # IPv4[:port]
+    (re.compile(r"\[?\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{0,4}\b\]?", re.IGNORECASE), "[address]"),
+    (re.compile(r"(?:\b[a-z]:)?(?:[\\/][\w.@~+-]+){2,}[\\/]?", re.IGNORECASE), "[path]"),
+    (re.compile(r"\b(?:actor|task|job|node|worker|object)[ _-]?id\b\W*\w*", re.IGNORECASE), "[id]"),
+    (re.compile(r"\bpid\s*[=:]?\s*\d+", re.IGNORECASE), "[pid]"),
+    (re.compile(r"\b[0-9a-f]{16,}\b", re.IGNORECASE), "[id]"),  # Ray's ids are long hex
+)
+
+
+def public_message(code: str, message: str) -> str:
+    """What a client may read of an error: a fixed sentence for a server-side failure; for the
+    rest (a message the server wrote about the client's input, or about an LLM server's
+    answer), its first line with any address, path, pid or id replaced, at most
+    MAX_PUBLIC_MESSAGE_CHARS characters."""
+    if code not in _CODES:
+        return "error"
+    fixed = _PUBLIC_MESSAGES.get(ErrorCode(code))
+    if fixed is not None:
+        return fixed
+    text = message.strip().split("Traceback", 1)[0]
+    text = (text.splitlines() or [""])[0]
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    if len(text) > MAX_PUBLIC_MESSAGE_CHARS:
+        text = text[: MAX_PUBLIC_MESSAGE_CHARS - 3] + "..."
+    return text
 
 
 class ProtocolError(Exception):

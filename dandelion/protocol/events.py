@@ -244,8 +244,23 @@ class Pong(ServerEvent):
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent(ServerEvent):
+    """An error, as the session makes it and as the client gets it.
+
+    The gateway stamps every error on its way out with an `error_id` (the id its full text is
+    logged under) and a public message (protocol.errors.public_message); from then on the wire
+    form carries `error_id` and `retry_after_s` too. Before that (error_id None) both are left
+    out of `to_dict`."""
+
     type: ClassVar[str] = "error"
     code: str
     message: str
     retryable: bool
     turn_id: int | None = None
+    error_id: str | None = None  # 32 hex characters, quoted in the server's log
+    retry_after_s: float | None = None  # wait this long before trying again (server_busy...)
+
+    def to_dict(self) -> dict[str, Any]:
+        body = ServerEvent.to_dict(self)
+        if self.error_id is None:
+            del body["error_id"], body["retry_after_s"]
+        return body

@@ -8,6 +8,13 @@ const KIND_AUDIO = 1;
 const KIND_VIDEO = 2;
 const IDLE_TURN = 0; // media of no turn: the avatar's idle frames
 const MAX_HELD_FRAMES = 250; // 5 s of 20 ms mic frames kept while the socket is not open
+// A server with API keys serves this page as /?token=<session token> (docs/security.md). A
+// browser cannot set headers on a WebSocket, so the token travels as a subprotocol entry, which
+// stays out of access logs (the server echoes it back when it accepts).
+const TOKEN = new URLSearchParams(location.search).get("token");
+const TOKEN_SUBPROTOCOL = "dandelion.token.";
+const CLOSE_POLICY = 1008; // a limit broke: reconnecting would break it again
+const CLOSE_TRY_LATER = 1013; // the server is full: its reason says when to retry
 
 const state = {
   connected: false,
@@ -22,6 +29,7 @@ const state = {
   interrupted: [],
   paused: [], // turn ids, one per response.audio.paused
   resumed: [],
+  closes: [], // {code, reason} of each close, for tests
 };
 window.dandelion = state;
 
@@ -100,11 +108,33 @@ function stop() {
   setStatus("stopped");
 }
 
+function sessionUrl() {
+  // Relative to the page, so a server under a path prefix (a reverse proxy's) works too.
+  const url = new URL("v1/session", location.href);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = "";
+  url.hash = "";
+  return url;
+}
+
+function openSocket() {
+  const url = sessionUrl();
+  if (!TOKEN) return new WebSocket(url);
+  try {
+    return new WebSocket(url, [TOKEN_SUBPROTOCOL + TOKEN]);
+  } catch (error) {
+    // Not a valid subprotocol (a key with other characters): the query parameter instead.
+    url.searchParams.set("token", TOKEN);
+    return new WebSocket(url);
+  }
+}
+
 function connect() {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  ws = new WebSocket(`${scheme}://${location.host}/v1/session`);
+  let opened = false;
+  ws = openSocket();
   ws.binaryType = "arraybuffer";
   ws.onopen = () => {
+    opened = true;
     state.connected = true;
     backoffMs = 500;
     // What the person said while the socket opened is theirs: sent first, in order.
@@ -115,14 +145,25 @@ function connect() {
     if (typeof message.data === "string") onEvent(JSON.parse(message.data));
     else onMedia(message.data);
   };
-  ws.onclose = () => {
+  ws.onclose = (close) => {
     state.connected = false;
+    state.closes.push({ code: close.code, reason: close.reason });
     stopAllAudio();
     if (stopping) return;
-    // Network loss or a server restart: a new session after a growing pause.
-    setStatus(`reconnecting in ${(backoffMs / 1000).toFixed(1)} s`, "error");
+    if (close.code === CLOSE_POLICY) {
+      stop();
+      setStatus(`disconnected: ${close.reason || "a server limit"}`, "error");
+      return;
+    }
+    let wait = backoffMs;
+    const busy = close.code === CLOSE_TRY_LATER && /retry after (\d+(\.\d+)?) s/.exec(close.reason);
+    if (busy) wait = Math.max(wait, 1000 * Number(busy[1]));
+    // Never opened: a wrong or expired token is refused before the socket opens.
+    const hint = opened ? "" : TOKEN ? " (an expired token? open the page with a new one)" : "";
+    // Network loss, a server restart or a full server: a new session after a growing pause.
+    setStatus(`reconnecting in ${(wait / 1000).toFixed(1)} s${hint}`, "error");
     state.reconnects += 1;
-    setTimeout(connect, backoffMs);
+    setTimeout(connect, wait);
     backoffMs = Math.min(backoffMs * 2, 8000);
   };
 }
@@ -316,7 +357,8 @@ function stopAllAudio() {
 async function loadStill() {
   // The portrait at rest, shown until the first reply's frames arrive.
   try {
-    const response = await fetch("avatar.jpg");
+    const still = TOKEN ? `avatar.jpg?token=${encodeURIComponent(TOKEN)}` : "avatar.jpg";
+    const response = await fetch(still);
     if (response.ok) lastFrame = await createImageBitmap(await response.blob());
   } catch (error) {
     console.warn("no avatar still", error);
