@@ -74,7 +74,22 @@ def decode_media_frame(data: bytes) -> MediaFrame:
 
 
 def encode_server_event(event: ServerEvent) -> str:
-    return json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    body = event.to_dict()
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    if not text.isascii() and not _is_unicode(text):
+        # A lone surrogate has no UTF-8 form: sent raw, it fails in the proxy and drops the
+        # connection (1006). Escaped (\ud800), it is valid JSON in an ASCII text frame.
+        text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
+    return text
+
+
+def _is_unicode(text: str) -> bool:
+    """Whether `text` has a UTF-8 form: no lone surrogate (from a JSON escape like \\ud800)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode_client_message(message: str | bytes) -> ClientEvent:
@@ -107,9 +122,13 @@ def _decode_text(text: str) -> ClientEvent:
             f"text message of {len(text)} characters exceeds {MAX_TEXT_MESSAGE_BYTES}",
         )
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_int=_parse_int, parse_constant=_not_json_constant)
     except json.JSONDecodeError as exc:
         raise ProtocolError(ErrorCode.INVALID_JSON, f"message is not JSON: {exc}") from None
+    except RecursionError:
+        # Valid JSON, but deeper than the parser goes (about 1,000 levels): RFC 8259 §9 lets a
+        # parser limit nesting. Not an internal error: the message is refused, as bad JSON.
+        raise ProtocolError(ErrorCode.INVALID_JSON, "message is JSON nested too deeply") from None
     if not isinstance(body, dict) or not isinstance(body.get("type"), str):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "an event is a JSON object with a 'type'")
     kind = body["type"]
@@ -124,15 +143,32 @@ def _decode_text(text: str) -> ClientEvent:
     raise ProtocolError(ErrorCode.UNKNOWN_EVENT, f"unknown event type {kind[:64]!r}")
 
 
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; a very long one as a float. Every integer field of the protocol is small,
+    so a range check still refuses it, and nothing pays for (or trips Python's 4,300-digit
+    limit on) converting thousands of digits."""
+    if len(digits) > 20:
+        return float(digits)
+    return int(digits)
+
+
+def _not_json_constant(name: str) -> float:
+    """NaN, Infinity and -Infinity: Python's json reads them, RFC 8259 has no such numbers."""
+    raise ProtocolError(ErrorCode.INVALID_JSON, f"message is not JSON: {name} is not a number")
+
+
 def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
     session = body.get("session", {})
     if not isinstance(session, dict):
         raise ProtocolError(ErrorCode.INVALID_EVENT, "session.update needs a 'session' object")
     known = {"instructions", "end_of_turn_silence_ms", "video", "turn_detection", "eagerness"}
-    unknown = set(session) - known
+    unknown = sorted(set(session) - known)
     if unknown:
+        # Named back in part: the client's own keys, up to 64 KiB of them, are not echoed whole.
+        names = [name[:64] for name in unknown[:5]]
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         raise ProtocolError(
-            ErrorCode.INVALID_EVENT, f"session.update: unknown fields {sorted(unknown)}"
+            ErrorCode.INVALID_EVENT, f"session.update: unknown fields {names}{more}"
         )
     instructions = session.get("instructions")
     if instructions is not None and (
@@ -141,6 +177,11 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
         raise ProtocolError(
             ErrorCode.INVALID_EVENT,
             f"instructions must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters",
+        )
+    if instructions is not None and not _is_unicode(instructions):
+        # Kept, a lone surrogate would fail every reply (the LLM's tokenizer wants UTF-8).
+        raise ProtocolError(
+            ErrorCode.INVALID_EVENT, "instructions must be Unicode text (no lone surrogates)"
         )
     silence = session.get("end_of_turn_silence_ms")
     if silence is not None and (
