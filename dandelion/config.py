@@ -417,6 +417,11 @@ class AppSettings(_Settings):
     security: SecuritySettings = SecuritySettings()
     # Max conversation messages kept (older exchanges are dropped first).
     max_history_messages: int = Field(default=40, ge=2)
+    # The longest the gateway waits for one call to a model deployment, or for the next item of
+    # its stream, s. Serve's router waits without limit for a replica when none is up (one lost
+    # and not coming back): past this the turn fails with a retryable error instead of hanging.
+    # A healthy stage answers within a few seconds even when queued behind other sessions.
+    stage_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("time_zone")
     @classmethod

@@ -36,9 +36,23 @@ def heard_text(chunks: list[SpokenChunk], played_samples: int) -> str:
     return " ".join(words)
 
 
+FAILED = "failed"  # a user message's "status" when its reply failed (no answer was heard)
+
+
+def _failed(message: Message) -> bool:
+    return message.get("status") == FAILED
+
+
 @dataclass
 class Conversation:
-    """System instructions plus alternating user/assistant messages, bounded in length."""
+    """System instructions plus user/assistant messages, bounded in length.
+
+    A user message may carry two keys besides role and content, neither of them sent as it is
+    (the client's history and the prompt have role and content only): "context" (the
+    date-and-time line its prompt opened with) and "status" FAILED (its reply failed: the
+    history keeps the words, the prompt leaves them out). Left out, the prompt's messages
+    alternate: a failed message is the only user message with another one right after it.
+    """
 
     instructions: str
     max_messages: int = 40
@@ -46,8 +60,9 @@ class Conversation:
 
     def add_user(self, text: str, context: str | None = None) -> None:
         """Add what the user said; `context` is the date-and-time line its prompt carried."""
-        # Two user messages in a row (the user spoke again before hearing any reply) are one turn.
-        if self.messages and self.messages[-1]["role"] == "user":
+        # Two user messages in a row (the user spoke again before hearing any reply) are one turn;
+        # after a failed turn, the next one is a new question, not more of the failed one.
+        if self._open_user():
             self.messages[-1] = {
                 **self.messages[-1],
                 "content": f"{self.messages[-1]['content']} {text}",
@@ -59,8 +74,16 @@ class Conversation:
             self.messages.append(message)
         self._trim()
 
+    def fail_user(self) -> None:
+        """The reply to the last user message failed: keep its words, out of later prompts."""
+        if self.messages and self.messages[-1]["role"] == "user":
+            self.messages[-1] = {**self.messages[-1], "status": FAILED}
+
     def add_assistant(self, text: str) -> None:
         if text:
+            if self.messages and _failed(self.messages[-1]):
+                # Some of a failed reply was heard after all (cut while playing): an exchange.
+                self.messages[-1] = {k: v for k, v in self.messages[-1].items() if k != "status"}
             self.messages.append({"role": "assistant", "content": text})
             self._trim()
 
@@ -91,12 +114,14 @@ class Conversation:
         """
         messages = [{"role": "system", "content": self.instructions}]
         for message in self.messages:
+            if _failed(message):  # left in, the LLM would answer it with the next question
+                continue
             content = message["content"]
             if message["role"] == "user" and message.get("context"):
                 content = f"{message['context']}\n{content}"
             messages.append({"role": message["role"], "content": content})
         if pending_user is not None:
-            if self.messages and self.messages[-1]["role"] == "user":
+            if self._open_user():
                 merged = f"{messages[-1]['content']} {pending_user}"
                 messages[-1] = {"role": "user", "content": merged}
             else:
@@ -104,7 +129,18 @@ class Conversation:
                 messages.append({"role": "user", "content": text})
         return messages
 
+    def _open_user(self) -> bool:
+        """The last message is the user's, still waiting for its reply (not a failed one)."""
+        return (
+            bool(self.messages)
+            and self.messages[-1]["role"] == "user"
+            and not _failed(self.messages[-1])
+        )
+
     def _trim(self) -> None:
-        # Drop the oldest exchanges, keeping the history starting with a user message.
+        # Drop the oldest exchanges, keeping the history starting with a user message (a failed
+        # one has no reply after it: an exchange is not always two messages).
         while len(self.messages) > self.max_messages:
-            del self.messages[:2]
+            del self.messages[0]
+            while self.messages and self.messages[0]["role"] != "user":
+                del self.messages[0]

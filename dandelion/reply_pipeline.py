@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _AUDIO_FRAME_MS = 200  # response audio goes out in frames of this length
 _FACE_WAIT_S = 0.15  # the longest the first audio of a reply waits for the avatar's first frame
+_FACE_GRACE_S = 2.0  # once the voice is made, the avatar has its length and this long to finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +219,7 @@ class ReplyPipeline:
                 Emit(ev.ResponseAudioDone(turn_id=reply.turn_id, duration_ms=duration_ms))
             )
             if animator is not None:
-                await animator
+                await self._face_after_voice(reply, animator)
             if line is None:
                 out.put_nowait(Finished("completed"))
         except _StageFailure as failure:
@@ -230,6 +231,16 @@ class ReplyPipeline:
                     helper.cancel()
                     await asyncio.gather(helper, return_exceptions=True)
             out.put_nowait(None)
+
+    async def _face_after_voice(self, reply: Reply, animator: asyncio.Task[None]) -> None:
+        """The avatar's last frames once the voice is made: for as long as that voice takes to
+        play, and a little more. A healthy face renders faster than it plays; frames later than
+        that come after their audio anyway, and a dead avatar must not hold the turn open."""
+        voice_s = reply.samples_made / self._stages.output_sample_rate
+        try:
+            await asyncio.wait_for(animator, voice_s + _FACE_GRACE_S)
+        except TimeoutError:  # wait_for has cancelled it: the reply ends without the rest
+            log.warning("avatar too slow for turn %d: its last frames dropped", reply.turn_id)
 
     def _failed(self, reply: Reply, failure: _StageFailure) -> list[PipelineOutput]:
         self._telemetry.error(failure.code.value)

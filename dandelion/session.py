@@ -688,6 +688,10 @@ class Session:
         if reply.outcome == "completed":
             heard = reply.text.strip()
             self.conversation.add_assistant(heard)
+        elif reply.outcome == "failed" and reply.transcript is not None:
+            # Its words stay in the history (docs/protocol.md §10), but the next turn is a new
+            # message and its prompt leaves them out: the user says them again if they meant them.
+            self.conversation.fail_user()
         await self._send_done(reply, reply.outcome, heard)
 
     async def _interrupt(self, status: str) -> None:

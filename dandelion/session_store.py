@@ -25,8 +25,11 @@ from dandelion.session_state import ResumeError, SessionState, secret_matches, s
 
 
 class SessionStore(Protocol):
-    def save(self, state: SessionState, token_digest: str) -> None:
-        """Keep `state` (replacing its session's last), resumable by the token of that digest."""
+    def save(self, state: SessionState, token_digest: str, replaces: str | None = None) -> bool:
+        """Keep `state`, resumable by the token of `token_digest`, if this connection still owns
+        its conversation: no record yet, or one saved under `token_digest` or under `replaces`
+        (the token this connection resumed with). False, saving nothing, when another
+        connection has resumed the conversation since (its saves win)."""
 
     def load(self, token: str) -> SessionState:
         """The state a resume token names; ResumeError when unknown, expired or wrong."""
@@ -63,22 +66,38 @@ class SQLiteSessionStore:
         self._ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
-        with self._lock, self._db:
+        # Autocommit; each save is its own BEGIN IMMEDIATE transaction, so the owner check and
+        # the write are one step for every process sharing the file.
+        self._db = sqlite3.connect(
+            str(path), timeout=10, check_same_thread=False, isolation_level=None
+        )
+        with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS sessions (session_id TEXT PRIMARY KEY, "
                 "digest TEXT NOT NULL, state TEXT NOT NULL, saved_at REAL NOT NULL)"
             )
 
-    def save(self, state: SessionState, token_digest: str) -> None:
+    def save(self, state: SessionState, token_digest: str, replaces: str | None = None) -> bool:
         now = self._clock()
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
-                (state.session_id, token_digest, state.to_json(), now),
-            )
-            self._db.execute("DELETE FROM sessions WHERE saved_at < ?", (now - self._ttl_s,))
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT digest FROM sessions WHERE session_id = ?", (state.session_id,)
+                ).fetchone()
+                owner = row is None or row[0] in (token_digest, replaces)
+                if owner:
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
+                        (state.session_id, token_digest, state.to_json(), now),
+                    )
+                self._db.execute("DELETE FROM sessions WHERE saved_at < ?", (now - self._ttl_s,))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return owner
 
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)
@@ -109,19 +128,21 @@ class RedisSessionStore:
                 "session_store.backend redis needs the redis package: "
                 "pip install 'dandelion[redis]'"
             ) from exc
-        self._ttl_ms = int(ttl_s * 1000)
+        self._ttl_ms = max(1, int(ttl_s * 1000))
         self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        # The owner check and the write in one step on the server (a Lua script is atomic).
+        self._save = self._redis.register_script(_SAVE_IF_OWNER)
 
     @staticmethod
     def _key(session_id: str) -> str:
         return f"dandelion:session:{session_id}"
 
-    def save(self, state: SessionState, token_digest: str) -> None:
-        key = self._key(state.session_id)
-        pipe = self._redis.pipeline()
-        pipe.hset(key, mapping={"digest": token_digest, "state": state.to_json()})
-        pipe.pexpire(key, self._ttl_ms)
-        pipe.execute()
+    def save(self, state: SessionState, token_digest: str, replaces: str | None = None) -> bool:
+        owner = self._save(
+            keys=[self._key(state.session_id)],
+            args=[token_digest, replaces or "", state.to_json(), self._ttl_ms],
+        )
+        return bool(owner)
 
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)
@@ -132,3 +153,12 @@ class RedisSessionStore:
 
     def close(self) -> None:
         self._redis.close()
+
+
+_SAVE_IF_OWNER = """
+local current = redis.call('HGET', KEYS[1], 'digest')
+if current and current ~= ARGV[1] and current ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'digest', ARGV[1], 'state', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
+"""

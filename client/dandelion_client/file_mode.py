@@ -189,6 +189,15 @@ def api_key_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+def with_resume_token(url: str, token: str) -> str:
+    """The session URL that resumes the conversation of `token` (query `resume_token`)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "resume_token"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("resume_token", token)])))
+
+
 async def _stream(ws: Any, audio: Audio | None, seconds: float, recorder: Recorder) -> None:
     """Send `audio` (or silence for `seconds`) in real-time paced frames."""
     if audio is None:
@@ -224,6 +233,7 @@ async def run_file_session(
     listen_to_end: bool = True,
     video: str | None = None,
     api_key: str | None = None,
+    resume_token: str | None = None,
 ) -> Recorder:
     """Speak each input in turn and wait for its reply.
 
@@ -232,12 +242,15 @@ async def run_file_session(
     With `video` ("jpeg" or "h264"), the session asks for the avatar's video, and the run ends
     once the last replies' frames are in (they may come after the audio) or stop coming.
     `api_key`: sent as `Authorization: Bearer` (a server with API keys refuses the socket,
-    HTTP 401, without it).
+    HTTP 401, without it). `resume_token`: go on with the conversation a previous session's
+    `session.created` named (its `resumed` says whether the server still had it).
     """
     import websockets
 
     recorder = Recorder()
     headers = api_key_headers(api_key)
+    if resume_token:
+        url = with_resume_token(url, resume_token)
     async with websockets.connect(
         url, max_size=None, open_timeout=30, additional_headers=headers
     ) as ws:

@@ -114,18 +114,55 @@ class LiveOptions:
     api_key: str | None = None  # sent as `Authorization: Bearer` (docs/security.md)
 
 
+_MAX_RECONNECT_WAIT_S = 8.0
+
+
 async def run_live(options: LiveOptions) -> None:
+    """Talk until Ctrl-C, `duration_s`, the window closes or the server ends the session. A
+    lost connection (network, a restarted server, a full one) is opened again after a growing
+    pause, going on with the same conversation (session.created's resume_token)."""
+    import websockets
+
+    deadline = None if options.duration_s is None else time.monotonic() + options.duration_s
+    token: str | None = None
+    wait_s = 0.5
+    while True:
+        try:
+            lost, token = await _live_connection(options, token, deadline)
+        except websockets.InvalidStatus as exc:
+            if exc.response.status_code in (401, 403):
+                raise  # a key or origin the server refuses: retrying will not help
+            lost = True
+            print(f"the server refused the connection: HTTP {exc.response.status_code}")
+        except OSError as exc:  # the server is not there (yet): restarting, or the network
+            lost = True
+            print(f"cannot connect: {exc}")
+        if not lost or (deadline is not None and time.monotonic() >= deadline):
+            return
+        resuming = "the same conversation" if token else "a new conversation"
+        print(f"reconnecting in {wait_s:.1f} s ({resuming}); Ctrl-C to stop.")
+        await asyncio.sleep(wait_s)
+        wait_s = min(wait_s * 2, _MAX_RECONNECT_WAIT_S)
+
+
+async def _live_connection(
+    options: LiveOptions, resume_token: str | None, deadline: float | None
+) -> tuple[bool, str | None]:
+    """One connection: (whether it was lost rather than ended, the token to resume with)."""
     import sounddevice as sd
     import websockets
 
     channels = _mic_channels(sd, options.input_device)
     mixer = MicDownmix(INPUT_SAMPLE_RATE, "the microphone", _warn) if channels > 1 else None
     mic: queue.Queue[bytes] = queue.Queue()
-    from dandelion_client.file_mode import api_key_headers
+    from dandelion_client.file_mode import api_key_headers, with_resume_token
 
     headers = api_key_headers(options.api_key)
-    async with websockets.connect(options.url, max_size=None, additional_headers=headers) as ws:
+    url = with_resume_token(options.url, resume_token) if resume_token else options.url
+    lost = False
+    async with websockets.connect(url, max_size=None, additional_headers=headers) as ws:
         created = json.loads(await ws.recv())
+        resume_token = created.get("resume_token") or None
         player = _Player(int(created["output_audio"]["sample_rate"]))
         canceller = None
         if options.echo_cancel:
@@ -148,8 +185,10 @@ async def run_live(options: LiveOptions) -> None:
                 canceller.render(pcm)  # the far end, as the sound card gets it
 
         view = await _open_window(ws, created, player, options.video)
-        print(f"connected: session {created['session_id']} ({created['protocol']}); speak now.")
-        started = time.monotonic()
+        again = " (the same conversation)" if created.get("resumed") else ""
+        print(
+            f"connected: session {created['session_id']} ({created['protocol']}){again}; speak now."
+        )
         try:
             with (
                 sd.InputStream(
@@ -169,9 +208,7 @@ async def run_live(options: LiveOptions) -> None:
                     canceller.delay_ms = (float(speaker.latency) + float(microphone.latency)) * 1e3
                 sender = asyncio.create_task(_send_mic(ws, mic))
                 try:
-                    while options.duration_s is None or (
-                        time.monotonic() - started < options.duration_s
-                    ):
+                    while deadline is None or time.monotonic() < deadline:
                         if view is not None and view.window.closed:
                             break
                         try:
@@ -183,6 +220,7 @@ async def run_live(options: LiveOptions) -> None:
                             break
                         except websockets.ConnectionClosedError as exc:
                             print(f"connection lost: {exc}")
+                            lost = True
                             break
                         _show(message, player, view)
                 finally:
@@ -194,6 +232,7 @@ async def run_live(options: LiveOptions) -> None:
                     f"video: {view.window.reply_frames_shown} reply frames and "
                     f"{view.window.idle_frames_shown} idle frames shown"
                 )
+    return lost, resume_token
 
 
 _MAX_REAL_CHANNELS = 64

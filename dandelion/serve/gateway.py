@@ -64,8 +64,17 @@ from dandelion.protocol.events import ErrorEvent
 from dandelion.reply import Outgoing
 from dandelion.send_queue import Outbound, SendQueue, TcpKey, normal_address, parse_tcp_table
 from dandelion.serve.metrics import RayTelemetry
+from dandelion.serve.resume import SAVE_AFTER, SessionSaver
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
+from dandelion.session_state import (
+    ResumeError,
+    SessionState,
+    digest,
+    new_resume_token,
+    split_resume_token,
+)
+from dandelion.session_store import open_store
 from dandelion.stages import VideoFormat
 
 log = logging.getLogger(__name__)
@@ -73,6 +82,8 @@ logging.getLogger("dandelion").setLevel(
     logging.DEBUG if os.environ.get("DANDELION_DEBUG") else logging.INFO
 )
 
+RESUME_PARAM = "resume_token"
+"""The query parameter a reconnecting client names its conversation with (session.created's)."""
 SESSION_TOKENS_PATH = "/v1/session-tokens"
 """POST with an API key: a short-lived token a page opens its session with."""
 RATE_LIMITED_RETRY_S = 1.0
@@ -135,6 +146,8 @@ class Gateway:
         self._stages: ServeStages | None = None
         self._telemetry = RayTelemetry()
         self._sessions: dict[str, Session] = {}
+        # Conversations kept for clients that reconnect (docs/protocol.md, "Resuming").
+        self._store = open_store(self.settings.session_store)
         self._queues: dict[str, SendQueue] = {}
         self._queue_peak_bytes = 0
         self._tcp: tuple[float, dict[TcpKey, int]] = (0.0, {})  # when read, what it said
@@ -155,7 +168,13 @@ class Gateway:
                     float(info.get("idle_fps", 0.0)),
                 )
             self._stages = ServeStages(
-                self._asr, self._llm, self._tts, int(rate), avatar=self._avatar, video=video
+                self._asr,
+                self._llm,
+                self._tts,
+                int(rate),
+                avatar=self._avatar,
+                video=video,
+                timeout_s=self.settings.stage_timeout_s,
             )
         return self._stages
 
@@ -244,7 +263,9 @@ class Gateway:
 
     async def _session(self, websocket: WebSocket) -> None:
         credential = presented_credential(websocket.headers, websocket.query_params)
-        refusal = self._refusal(websocket, credential)
+        resume_token = websocket.query_params.get(RESUME_PARAM)
+        restored = await self._restored(resume_token)
+        refusal = self._refusal(websocket, credential, resuming=restored is not None)
         if refusal is not None:
             await _deny(websocket, *refusal)
             return
@@ -255,18 +276,38 @@ class Gateway:
             return
         try:
             await websocket.accept(subprotocol=subprotocol)
-            await self._converse(websocket)
+            replaces = (
+                digest(split_resume_token(resume_token)[1]) if restored and resume_token else None
+            )
+            await self._converse(websocket, restored, replaces)
         finally:
             await self._release()
 
-    def _refusal(self, websocket: WebSocket, credential: Credential | None) -> _Close | None:
-        """(HTTP status, message) when the upgrade may not proceed."""
+    async def _restored(self, token: str | None) -> SessionState | None:
+        """The conversation a resume token names; None without one, or when it is unknown,
+        expired or wrong (the client then starts a new conversation: `resumed` is false)."""
+        if not token or self._store is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._store.load, token)
+        except ResumeError as exc:
+            log.info("resume refused: %s", exc)
+        except Exception:
+            log.warning("session store unavailable: starting a new conversation", exc_info=True)
+        return None
+
+    def _refusal(
+        self, websocket: WebSocket, credential: Credential | None, resuming: bool
+    ) -> _Close | None:
+        """(HTTP status, message) when the upgrade may not proceed. A valid resume token is a
+        credential too: it was issued to an admitted session (a page's 60 s token has expired
+        by the time its connection drops)."""
         origin = websocket.headers.get("origin")
         host = websocket.headers.get("host")
         if not origin_allowed(origin, host, self.settings.security.allowed_origins):
             log.info("WebSocket from origin %r refused (not %s)", origin, host)
             return 403, "this page's origin may not open sessions here"
-        if not self._auth.allows(credential, time.time()):
+        if not resuming and not self._auth.allows(credential, time.time()):
             return 401, "an API key or session token is required (docs/security.md)"
         return None
 
@@ -332,8 +373,12 @@ class Gateway:
             await websocket.send_text(encode_server_event(busy))
             await websocket.close(CLOSE_TRY_AGAIN_LATER, f"server busy: retry after {wait:g} s")
 
-    async def _converse(self, websocket: WebSocket) -> None:
-        session_id = uuid.uuid4().hex
+    async def _converse(
+        self, websocket: WebSocket, restored: SessionState | None, replaces: str | None
+    ) -> None:
+        session_id = restored.session_id if restored is not None else uuid.uuid4().hex
+        resume_token, token_digest = new_resume_token(session_id) if self._store else (None, "")
+        saver: SessionSaver | None = None
         stages = await self._get_stages()
         security = self.settings.security
         queue = SendQueue(security.send_queue_bytes, security.send_stall_s)
@@ -348,12 +393,23 @@ class Gateway:
                 if isinstance(item, ErrorEvent):
                     item = _public_error(item, session_id)
                 out = Outbound(encode_server_event(item))
+                if saver is not None and isinstance(item, SAVE_AFTER):
+                    saver.changed()
             queue.put(out, time.monotonic())
             ready.set()
 
         session = Session(
-            session_id, self.settings, self._vad, stages, send, telemetry=self._telemetry
+            session_id,
+            self.settings,
+            self._vad,
+            stages,
+            send,
+            telemetry=self._telemetry,
+            restored=restored,
+            resume_token=resume_token,
         )
+        if self._store is not None:
+            saver = SessionSaver(self._store, session.state, token_digest, replaces)
         self._sessions[session_id] = session
         self._queues[session_id] = queue
         sender = asyncio.create_task(_drain(websocket, queue, ready))
@@ -388,6 +444,8 @@ class Gateway:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await session.close()
+            if saver is not None:
+                await saver.close()
             if close is not None and websocket.client_state is WebSocketState.CONNECTED:
                 # Bounded: the close frame may be stuck behind what the client never read.
                 with contextlib.suppress(Exception):

@@ -128,6 +128,69 @@ def test_add_user_merges_consecutive_user_messages() -> None:
     assert [m["role"] for m in conversation.messages] == ["user", "assistant", "user"]
 
 
+def test_a_failed_turns_words_stay_in_the_history_but_start_no_merge() -> None:
+    conversation = Conversation("sys")
+    conversation.add_user("Hi")
+    conversation.add_assistant("Hello!")
+    conversation.add_user("Describe how bread is made.", context="Monday")
+    conversation.fail_user()
+    conversation.add_user("What is the capital of France?")
+    assert conversation.messages == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {
+            "role": "user",
+            "content": "Describe how bread is made.",
+            "context": "Monday",
+            "status": "failed",
+        },
+        {"role": "user", "content": "What is the capital of France?"},
+    ]
+    # The user speaking again before any reply is still one turn (repair).
+    conversation.add_user("And of Spain?")
+    assert conversation.messages[-1]["content"] == "What is the capital of France? And of Spain?"
+
+
+def test_the_prompt_leaves_out_a_failed_turns_words() -> None:
+    conversation = Conversation("sys")
+    conversation.add_user("Hi")
+    conversation.add_assistant("Hello!")
+    conversation.add_user("Describe how bread is made.")
+    conversation.fail_user()
+    expected = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Paris?"},
+    ]
+    assert conversation.prompt() == expected[:3]
+    assert conversation.prompt(pending_user="Paris?") == expected
+    # Committing the same text gives the same prompt (the LLM's cache holds).
+    conversation.add_user("Paris?")
+    assert conversation.prompt() == expected
+
+
+def test_a_failed_reply_heard_in_part_makes_an_exchange_again() -> None:
+    conversation = Conversation("sys")
+    conversation.add_user("Tell me a story")
+    conversation.fail_user()
+    conversation.add_assistant("Once upon")  # its audio, cut while playing
+    assert conversation.messages == [
+        {"role": "user", "content": "Tell me a story"},
+        {"role": "assistant", "content": "Once upon"},
+    ]
+    assert [m["role"] for m in conversation.prompt()] == ["system", "user", "assistant"]
+
+
+def test_fail_user_marks_only_a_user_message() -> None:
+    conversation = Conversation("sys")
+    conversation.fail_user()
+    conversation.add_user("Hi")
+    conversation.add_assistant("Hello!")
+    conversation.fail_user()
+    assert all("status" not in m for m in conversation.messages)
+
+
 def test_add_assistant_ignores_empty_text() -> None:
     conversation = Conversation("sys")
     conversation.add_user("Hi")
@@ -180,6 +243,19 @@ def test_trimming_keeps_a_user_message_first(max_messages: int) -> None:
     assert conversation.prompt()[0]["role"] == "system"
     roles = [m["role"] for m in conversation.messages]
     assert roles == ["user", "assistant"] * (len(roles) // 2) + ["user"] * (len(roles) % 2)
+
+
+def test_trimming_around_failed_turns_keeps_a_user_message_first() -> None:
+    conversation = Conversation("sys", max_messages=4)
+    for i in range(10):
+        conversation.add_user(f"failed {i}")
+        conversation.fail_user()
+        conversation.add_user(f"q{i}")
+        conversation.add_assistant(f"a{i}")
+        assert len(conversation.messages) <= 4
+        assert conversation.messages[0]["role"] == "user"
+    assert [m["content"] for m in conversation.messages] == ["failed 9", "q9", "a9"]
+    assert [m["content"] for m in conversation.prompt()] == ["sys", "q9", "a9"]
 
 
 def test_trimming_drops_oldest_exchanges() -> None:

@@ -301,6 +301,37 @@ def test_a_failing_stage_fails_the_turn_and_the_session_goes_on(stage: str, code
     run(test)
 
 
+def test_after_a_failed_reply_the_next_question_is_asked_alone() -> None:
+    async def test() -> None:
+        stages = ScriptedStages(
+            transcripts=["Describe how bread is made.", "What is the capital of France?"],
+            fail={"chat"},
+        )
+        h = Harness(stages, turn=SILENCE)
+        await h.start()
+        await h.speak(640)
+        await h.silence(640)
+        assert [d.status for d in h.events(ev.ResponseDone)] == ["failed"]  # type: ignore[attr-defined]
+        stages.fail.clear()
+        await h.speak(640)
+        await h.silence(640)
+        assert [d.status for d in h.events(ev.ResponseDone)] == ["failed", "completed"]  # type: ignore[attr-defined]
+        users = [m["content"] for m in stages.prompts[-1] if m["role"] == "user"]
+        assert len(users) == 1 and users[0].endswith("\nWhat is the capital of France?")
+        assert "bread" not in users[0]
+        # The failed question stays in the history the client reads, as it was said.
+        await h.session.receive('{"type": "conversation.get"}')
+        (history,) = h.events(ev.ConversationHistory)
+        assert [(i.role, i.content) for i in history.items] == [  # type: ignore[attr-defined]
+            ("user", "Describe how bread is made."),
+            ("user", "What is the capital of France?"),
+            ("assistant", "It is noon. Enjoy lunch."),
+        ]
+        await h.close()
+
+    run(test)
+
+
 def test_a_turn_cut_before_its_transcript_is_carried_into_the_next() -> None:
     async def test() -> None:
         gate = asyncio.Event()

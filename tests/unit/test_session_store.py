@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +23,7 @@ from dandelion.session_store import (
     SQLiteSessionStore,
     open_store,
 )
+from tests.redis_server import redis_server
 from tests.unit.session_harness import Harness
 
 SILENCE = {"detection": "silence"}
@@ -62,13 +60,21 @@ def test_tokens_name_their_session_and_only_a_digest_is_kept() -> None:
 
 def check_store(store: SessionStore) -> None:
     token, digest = new_resume_token(STATE.session_id)
-    store.save(STATE, digest)
+    assert store.save(STATE, digest)
     assert store.load(token) == STATE
     moved_on = SessionState(
         STATE.session_id, STATE.instructions, [*STATE.messages], {}, "off", turn_id=5
     )
-    store.save(moved_on, digest)
+    assert store.save(moved_on, digest)
     assert store.load(token).turn_id == 5  # the last save wins
+    # A client resumed the conversation (a new token replacing the old): from then on the old
+    # connection, still saving under the old token, no longer overwrites it.
+    resumed_token, resumed_digest = new_resume_token(STATE.session_id)
+    assert store.save(moved_on, resumed_digest, replaces=digest)
+    assert not store.save(STATE, digest)
+    assert store.load(resumed_token).turn_id == 5
+    with pytest.raises(ResumeError):
+        store.load(token)  # the old token was replaced
     session_id, _ = split_resume_token(token)
     for wrong in (f"{session_id}.not-the-secret", "unknown.secret"):
         with pytest.raises(ResumeError, match="unknown or expired"):
@@ -114,27 +120,8 @@ def test_open_store_follows_the_settings(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """A real Redis server (Debian's redis-server), on a free port, without persistence."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail("redis-server is not installed: apt-get install redis-server (scripts/test)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with redis_server() as url:
+        yield url
 
 
 def test_redis_store_keeps_checks_and_expires(redis_url: str) -> None:

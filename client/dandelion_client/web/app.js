@@ -20,6 +20,7 @@ const state = {
   connected: false,
   sessionId: null,
   reconnects: 0,
+  resumes: 0, // reconnects that went on with the same conversation
   events: [],
   transcripts: [],
   audioFrames: 0,
@@ -50,6 +51,7 @@ let analyser = null;
 let outputRate = 22050;
 let playHead = 0;
 let backoffMs = 500;
+let resumeToken = null; // the conversation to go on with after a reconnect
 const heldFrames = []; // mic frames (PCM16 ArrayBuffers) captured while the socket was not open
 const sources = new Map(); // turn id -> [{node, buffer, at, offset, ptsUs}]: scheduled buffers
 // turn id -> {at: playContext time of the pause, held: [{buffer, offset, ptsUs}]}: its audio
@@ -101,6 +103,7 @@ function holdFrame(frame) {
 function stop() {
   stopping = true;
   heldFrames.length = 0;
+  resumeToken = null; // Start again: a new conversation
   if (ws) ws.close();
   if (micContext) micContext.close();
   ui.start.disabled = false;
@@ -114,6 +117,8 @@ function sessionUrl() {
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.search = "";
   url.hash = "";
+  // After a dropped connection: the same conversation (session.created's resume_token).
+  if (resumeToken) url.searchParams.set("resume_token", resumeToken);
   return url;
 }
 
@@ -173,6 +178,8 @@ function onEvent(event) {
   switch (event.type) {
     case "session.created":
       state.sessionId = event.session_id;
+      resumeToken = event.resume_token || null;
+      if (event.resumed) state.resumes += 1;
       outputRate = event.output_audio.sample_rate;
       if (event.output_video && event.output_video.width > 0) {
         // The server has an avatar: ask for its frames as JPEG (decoded natively by the page).

@@ -1,0 +1,84 @@
+"""A live session's conversation, saved to the session store as it changes, off the event loop.
+
+The gateway calls `changed()` when the session sends an event that follows a change (a reply
+done or cut, settings updated, the session created); the save runs a moment later, in a
+thread, one at a time per session, so a burst of changes is one write. `close()` saves the
+last state. A connection whose conversation was resumed elsewhere stops saving (its saves
+would undo the newer connection's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from dandelion.protocol import events as ev
+from dandelion.session_state import SessionState
+from dandelion.session_store import SessionStore
+
+log = logging.getLogger(__name__)
+
+SAVE_AFTER: tuple[type[ev.ServerEvent], ...] = (
+    ev.SessionCreated,
+    ev.SessionUpdated,
+    ev.ResponseDone,
+    ev.ResponseInterrupted,
+)
+"""Events sent after the conversation or its settings changed."""
+_SETTLE_S = 0.05  # the session finishes the change it is announcing before the state is read
+
+
+class SessionSaver:
+    def __init__(
+        self,
+        store: SessionStore,
+        state: Callable[[], SessionState],
+        token_digest: str,
+        replaces: str | None = None,
+    ) -> None:
+        self._store = store
+        self._state = state
+        self._digest = token_digest
+        self._replaces = replaces
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self.superseded = False
+
+    def changed(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._save_soon())
+        else:
+            self._again = True
+
+    async def _save_soon(self) -> None:
+        while True:
+            self._again = False
+            await asyncio.sleep(_SETTLE_S)
+            await self.save()
+            if not self._again:
+                return
+
+    async def save(self) -> None:
+        if self.superseded:
+            return
+        state = self._state()
+        try:
+            owner = await asyncio.to_thread(self._store.save, state, self._digest, self._replaces)
+        except Exception:  # the conversation goes on; only resuming it is at risk
+            log.warning("session %s: not saved", state.session_id, exc_info=True)
+            return
+        if not owner:
+            self.superseded = True
+            log.info(
+                "session %s was resumed elsewhere: this connection stops saving it",
+                state.session_id,
+            )
+
+    async def close(self) -> None:
+        """The last save, after any pending one."""
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        await self.save()
