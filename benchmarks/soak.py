@@ -5,9 +5,10 @@ Starts Ray and the app in this process, then keeps `--sessions` conversations go
 Piper-spoken questions in real time, one of them interrupted by another question while its reply
 plays (a barge-in), then hangs up and reconnects with the resume token from `session.created`,
 so the next connection goes on with the same conversation (every fourth starts afresh). Every
-10 s the resident memory (RSS) of every Serve replica's process is read. Passes when no turn
-failed, every resume was granted, and each replica's memory stayed within +-10% of its value
-at minute 2 (after warm-up) to the end. Writes a section of docs/benchmarks.md.
+10 s the resident memory (RSS) of every Serve replica's process, and of Serve's HTTP proxy, is
+read. Passes when no turn failed, every resume was granted, and each process's memory stayed
+within +-10% of its value at minute 2 (after warm-up) to the end. Writes a section of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -41,19 +42,24 @@ class ReplicaMemory(threading.Thread):
         self._halt = threading.Event()
 
     def read(self) -> dict[str, float]:
+        """Ray names each worker process after its actor (`ray::ServeReplica:APP:DEPLOYMENT`):
+        found by that title, without Ray's state API (it needs the dashboard)."""
         import psutil
-        from ray.util.state import list_actors
 
         found: dict[str, float] = {}
-        for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000):
-            name = str(actor.class_name or "")
-            if not name.startswith("ServeReplica:") or actor.pid is None:
+        for process in psutil.process_iter(["pid", "cmdline", "memory_info"]):
+            title = " ".join(process.info["cmdline"] or [])
+            if process.info["memory_info"] is None:
                 continue
-            label = f"{name.split(':')[-1]} ({actor.actor_id[:6]})"
-            try:
-                found[label] = psutil.Process(actor.pid).memory_info().rss / 2**20
-            except psutil.NoSuchProcess:
+            if title.startswith("ray::ServeReplica:"):
+                deployment = title.split()[0].split(":")[-1].split(".")[0]
+            elif title.startswith("ray::ProxyActor"):  # Serve's HTTP proxy: it buffers sockets
+                deployment = "HTTP proxy"
+            else:
                 continue
+            found[f"{deployment} (pid {process.info['pid']})"] = (
+                process.info["memory_info"].rss / 2**20
+            )
         return found
 
     def run(self) -> None:
@@ -129,8 +135,10 @@ async def _conversation(
                 url, [second], listen_to_end=False, reply_timeout_s=90, resume_token=token
             )
             tally.resumes += 1
-            if not (recorder2.first("session.created") or {}).get("resumed"):
+            created2 = recorder2.first("session.created") or {}
+            if not created2.get("resumed"):
                 tally.resumes_refused += 1
+            token = created2.get("resume_token") or None  # each token is good for the next one
         except Exception as exc:  # counted, and the chain goes on with a new conversation
             tally.errors.append(f"{type(exc).__name__}: {exc}")
             tally.failed += 1
@@ -191,7 +199,12 @@ def main() -> int:
         Utterance.load(speaker.say(text, workdir / f"q{i}.wav")) for i, text in enumerate(QUESTIONS)
     ]
     settings = AppSettings.model_validate(
-        {"session_store": {"sqlite_path": str(workdir / "sessions.sqlite3")}}
+        {
+            "session_store": {"sqlite_path": str(workdir / "sessions.sqlite3")},
+            # One place more than the conversations: a reconnect may come before the gateway
+            # has released the connection it replaces.
+            "security": {"max_sessions_per_replica": args.sessions + 1},
+        }
     )
     port = free_port()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
