@@ -83,6 +83,7 @@ class Tally:
     interrupted: int = 0
     resumes: int = 0
     resumes_refused: int = 0
+    busy: int = 0  # connections refused as server_busy, then retried after the hint
     v2v_ms: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -146,6 +147,7 @@ async def _conversation(
             continue
         for rec in (recorder, recorder2):
             tally.connections += 1
+            tally.busy += sum(1 for e in rec.events if e["type"] == "client.server_busy")
             spoken, failed, cut = _finished_turns(rec.events)
             tally.turns += spoken
             tally.failed += failed
@@ -259,7 +261,8 @@ def _report(
         "more; every fourth connection starts a new conversation. "
         f"Connections {tally.connections}, turns {tally.turns}, failed {tally.failed}, "
         f"barge-ins {tally.interrupted}, resumes {tally.resumes} (refused "
-        f"{tally.resumes_refused}), voice-to-voice p50 / p95 {latency}; client errors: {errors}. "
+        f"{tally.resumes_refused}), refused as busy and retried {tally.busy}, "
+        f"voice-to-voice p50 / p95 {latency}; client errors: {errors}. "
         "Replica memory (RSS, sampled every 10 s) from minute 2 to the end (pass: within "
         f"+-{TOLERANCE:.0%}):\n\n" + "\n".join(rows) + "\n"
     )

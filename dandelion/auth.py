@@ -36,6 +36,11 @@ TOKEN_QUERY_PARAM = "token"
 so pass a session token there, not an API key."""
 
 _TOKEN_VERSION = "dt1"
+NO_KEYS = "this server has no API keys: it needs no session tokens"
+NO_TOKEN_SECRET = (
+    "session tokens need a secret to sign them: set DANDELION_TOKEN_SECRET (or "
+    "security.token_secret), or give the keys in DANDELION_API_KEYS"
+)
 _DERIVED_SECRET_LABEL = b"dandelion.session-token.v1\x00"
 _DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
 
@@ -45,9 +50,22 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def env_keys(value: str | None) -> tuple[str, ...]:
+    """The plain keys in $DANDELION_API_KEYS (comma-separated; blanks ignored)."""
+    return tuple(key.strip() for key in (value or "").split(",") if key.strip())
+
+
 def env_key_hashes(value: str | None) -> tuple[str, ...]:
-    """The hashes of the plain keys in $DANDELION_API_KEYS (comma-separated; blanks ignored)."""
-    return tuple(hash_key(key.strip()) for key in (value or "").split(",") if key.strip())
+    """The hashes of the plain keys in $DANDELION_API_KEYS."""
+    return tuple(hash_key(key) for key in env_keys(value))
+
+
+def secret_from_keys(keys: Iterable[str]) -> bytes | None:
+    """A token secret derived from plain API keys (None without any)."""
+    plain = sorted(set(keys))
+    if not plain:
+        return None
+    return hashlib.sha256(_DERIVED_SECRET_LABEL + "\n".join(plain).encode()).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,28 +117,38 @@ class Authenticator:
     every request passes (loopback only: `exposure_error` keeps such a server off networks).
 
     `key_hashes`: hex SHA-256 of the accepted keys. `token_secret`: the HMAC key of session
-    tokens (None: derived from the key hashes, so every replica with the same keys agrees).
-    `token_ttl_s`: how long a minted token opens sessions.
+    tokens (None: no tokens are minted or accepted). Never derived from the hashes: they are
+    safe to commit, so whoever reads them could sign tokens. `token_ttl_s`: how long a minted
+    token opens sessions.
     """
 
     def __init__(
         self, key_hashes: Iterable[str], token_secret: bytes | None = None, token_ttl_s: float = 60
     ) -> None:
         self._hashes = tuple(sorted({digest.lower() for digest in key_hashes}))
-        if token_secret is None and self._hashes:
-            token_secret = hashlib.sha256(
-                _DERIVED_SECRET_LABEL + "\n".join(self._hashes).encode()
-            ).digest()
         self._secret = token_secret
         self.token_ttl_s = token_ttl_s
 
     @classmethod
     def from_settings(cls, security: SecuritySettings, environ: Mapping[str, str]) -> Authenticator:
         """Keys from the settings and $DANDELION_API_KEYS; the secret from
-        $DANDELION_TOKEN_SECRET, else `security.token_secret`, else derived from the keys."""
+        $DANDELION_TOKEN_SECRET, else `security.token_secret`, else derived from the plain keys
+        of $DANDELION_API_KEYS (secret like them; every replica given the same keys agrees)."""
         hashes = (*security.api_key_hashes, *env_key_hashes(environ.get(API_KEYS_ENV)))
         secret = environ.get(TOKEN_SECRET_ENV) or security.token_secret
-        return cls(hashes, secret.encode() if secret else None, security.session_token_ttl_s)
+        if secret:
+            token_secret: bytes | None = secret.encode()
+        else:
+            token_secret = secret_from_keys(env_keys(environ.get(API_KEYS_ENV)))
+        return cls(hashes, token_secret, security.session_token_ttl_s)
+
+    @property
+    def epoch(self) -> str:
+        """A fingerprint of the configured keys ("" without keys): changes when a key is
+        added or revoked."""
+        if not self._hashes:
+            return ""
+        return hashlib.sha256("\n".join(self._hashes).encode()).hexdigest()[:16]
 
     @property
     def required(self) -> bool:
@@ -140,7 +168,7 @@ class Authenticator:
         """A token that opens sessions until `now + token_ttl_s` (unix time, s).
         Raises ValueError on a server without keys (nothing to sign with; nothing needs one)."""
         if self._secret is None:
-            raise ValueError("this server has no API keys: it needs no session tokens")
+            raise ValueError(NO_TOKEN_SECRET if self.required else NO_KEYS)
         expires_at = math.ceil(now + self.token_ttl_s)
         body = f"{_TOKEN_VERSION}.{expires_at}.{secrets.token_urlsafe(12)}"
         return SessionToken(f"{body}.{self._signature(body)}", expires_at)
@@ -200,6 +228,23 @@ def exposure_error(host: str, keys_required: bool, behind_auth_proxy: bool) -> s
         "security.behind_auth_proxy: true (dandelion serve --behind-auth-proxy). "
         "See docs/security.md."
     )
+
+
+def host_allowed(host: str | None, keys_required: bool, behind_auth_proxy: bool) -> bool:
+    """Whether a request addressed to `host` (the Host header) may be answered. A server with no
+    keys (loopback only) answers only requests addressed to loopback: a web page that rebinds
+    its own name to 127.0.0.1 (DNS rebinding) sends its own name as Host and as Origin, so the
+    Origin check alone would let it in."""
+    if keys_required or behind_auth_proxy:
+        return True
+    if not host:
+        return False
+    name = host.strip()
+    if name.startswith("["):  # [::1]:8000
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:  # localhost:8000 (a bare IPv6 address has several colons)
+        name = name.rsplit(":", 1)[0]
+    return is_loopback(name)
 
 
 def origin_allowed(origin: str | None, host: str | None, allowed: Sequence[str]) -> bool:

@@ -264,8 +264,11 @@ class SessionStoreSettings(_Settings):
     # None: $XDG_STATE_HOME/dandelion/sessions.sqlite3 (~/.local/state/dandelion/...).
     sqlite_path: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # A conversation can be resumed this long after its last change.
+    # A conversation can be resumed this long after its last change,
     ttl_s: float = Field(default=3600.0, gt=0)
+    # and never later than this after it began (resuming issues a new token each time: without
+    # this, a chain of resumes would keep one conversation, and its credential, alive forever).
+    max_age_s: float = Field(default=86_400.0, gt=0)
 
 
 class AutoscalingSettings(_Settings):

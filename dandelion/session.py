@@ -192,6 +192,10 @@ class Session:
 
     async def close(self) -> None:
         self._telemetry.session_closed()
+        # A question left without its reply (the connection dropped mid-turn) stays in the
+        # history, but a resumed conversation's next question must not join it.
+        if self.conversation.messages and self.conversation.messages[-1]["role"] == "user":
+            self.conversation.fail_user()
         tasks = [
             t
             for t in (

@@ -33,6 +33,12 @@ class SessionState:
     turn_changes: dict[str, Any] = field(default_factory=dict)
     video: str = "off"
     turn_id: int = 0  # the last turn's id: a resumed session's turns go on from it
+    # When the conversation began (unix s): it cannot be resumed past session_store.max_age_s,
+    # however often it was resumed since.
+    started_at: float = 0.0
+    # The API keys in force when it was saved (`Authenticator.epoch`): its resume token is a
+    # credential only while they are the same, so revoking a key revokes its conversations.
+    auth_epoch: str = ""
 
     def to_json(self) -> str:
         return json.dumps({"version": STATE_VERSION, **asdict(self)}, separators=(",", ":"))

@@ -62,7 +62,9 @@ class SQLiteSessionStore:
     """One file, shared by the gateway replicas of one machine (WAL: readers never block)."""
 
     def __init__(self, path: Path, ttl_s: float, clock: Any = time.time) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # What was said is in there: only the server's user may read it.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
         self._ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()

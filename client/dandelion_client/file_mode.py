@@ -189,6 +189,36 @@ def api_key_headers(api_key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
+_BUSY_RETRIES = 5
+
+
+async def _connect(url: str, headers: dict[str, str], recorder: Recorder) -> Any:
+    """The open socket, its first message recorded. A full server (`server_busy`, then close
+    1013) is asked again after its `retry_after_s`, up to `_BUSY_RETRIES` times, as a client
+    should (docs/protocol.md §11); each refusal is noted as `client.server_busy`."""
+    import websockets
+
+    for attempt in range(_BUSY_RETRIES + 1):
+        ws = await websockets.connect(
+            url, max_size=None, open_timeout=30, additional_headers=headers
+        )
+        try:
+            first = await asyncio.wait_for(ws.recv(), 30)
+        except BaseException:
+            await ws.close()
+            raise
+        event = json.loads(first) if isinstance(first, str) else {}
+        if event.get("code") == "server_busy" and attempt < _BUSY_RETRIES:
+            await ws.close()
+            wait_s = float(event.get("retry_after_s") or 1.0)
+            recorder.note({"type": "client.server_busy", "retry_after_s": wait_s})
+            await asyncio.sleep(wait_s)
+            continue
+        recorder.on_message(first)
+        return ws
+    raise AssertionError("unreachable")
+
+
 def with_resume_token(url: str, token: str) -> str:
     """The session URL that resumes the conversation of `token` (query `resume_token`)."""
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -245,15 +275,11 @@ async def run_file_session(
     HTTP 401, without it). `resume_token`: go on with the conversation a previous session's
     `session.created` named (its `resumed` says whether the server still had it).
     """
-    import websockets
-
     recorder = Recorder()
     headers = api_key_headers(api_key)
     if resume_token:
         url = with_resume_token(url, resume_token)
-    async with websockets.connect(
-        url, max_size=None, open_timeout=30, additional_headers=headers
-    ) as ws:
+    async with await _connect(url, headers, recorder) as ws:
         reader = asyncio.create_task(_read(ws, recorder))
         try:
             await _wait_for(recorder, lambda: recorder.first("session.created"), 30)

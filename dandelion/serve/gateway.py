@@ -42,6 +42,7 @@ from dandelion.auth import (
     Authenticator,
     Credential,
     exposure_error,
+    host_allowed,
     origin_allowed,
     presented_credential,
     token_subprotocol,
@@ -82,6 +83,7 @@ logging.getLogger("dandelion").setLevel(
     logging.DEBUG if os.environ.get("DANDELION_DEBUG") else logging.INFO
 )
 
+NOT_LOOPBACK = "a server without API keys answers only requests addressed to localhost"
 RESUME_PARAM = "resume_token"
 """The query parameter a reconnecting client names its conversation with (session.created's)."""
 SESSION_TOKENS_PATH = "/v1/session-tokens"
@@ -148,6 +150,7 @@ class Gateway:
         self._sessions: dict[str, Session] = {}
         # Conversations kept for clients that reconnect (docs/protocol.md, "Resuming").
         self._store = open_store(self.settings.session_store)
+        self._final_saves: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
         self._queues: dict[str, SendQueue] = {}
         self._queue_peak_bytes = 0
         self._tcp: tuple[float, dict[TcpKey, int]] = (0.0, {})  # when read, what it said
@@ -200,6 +203,8 @@ class Gateway:
         """`handler` behind an API key or session token (header, or `?token=`)."""
 
         async def guarded(request: Request) -> Response:
+            if not self._host_allowed(request.headers.get("host")):
+                return JSONResponse({"error": "forbidden", "message": NOT_LOOPBACK}, 403)
             credential = presented_credential(request.headers, request.query_params)
             if not self._auth.allows(credential, time.time()):
                 return _unauthorized()
@@ -236,7 +241,10 @@ class Gateway:
             return _unauthorized()
         if not self._auth.is_api_key(credential.secret):
             return _unauthorized()
-        token = self._auth.mint(time.time())
+        try:
+            token = self._auth.mint(time.time())
+        except ValueError as exc:  # keys given as hashes only: nothing secret to sign with
+            return JSONResponse({"error": "no_token_secret", "message": str(exc)}, status_code=503)
         return JSONResponse(
             {"token": token.token, "expires_at": token.expires_at},
             headers={"Cache-Control": "no-store"},
@@ -265,7 +273,9 @@ class Gateway:
         credential = presented_credential(websocket.headers, websocket.query_params)
         resume_token = websocket.query_params.get(RESUME_PARAM)
         restored = await self._restored(resume_token)
-        refusal = self._refusal(websocket, credential, resuming=restored is not None)
+        # A resume token stands for a credential only under the keys that admitted it.
+        vouched = restored is not None and restored.auth_epoch == self._auth.epoch
+        refusal = self._refusal(websocket, credential, resuming=vouched)
         if refusal is not None:
             await _deny(websocket, *refusal)
             return
@@ -289,12 +299,20 @@ class Gateway:
         if not token or self._store is None:
             return None
         try:
-            return await asyncio.to_thread(self._store.load, token)
+            state = await asyncio.to_thread(self._store.load, token)
+            age_s = time.time() - state.started_at
+            if age_s > self.settings.session_store.max_age_s:
+                raise ResumeError(f"conversation begun {age_s:.0f} s ago: past max_age_s")
+            return state
         except ResumeError as exc:
             log.info("resume refused: %s", exc)
         except Exception:
             log.warning("session store unavailable: starting a new conversation", exc_info=True)
         return None
+
+    def _host_allowed(self, host: str | None) -> bool:
+        security = self.settings.security
+        return host_allowed(host, self._auth.required, security.behind_auth_proxy)
 
     def _refusal(
         self, websocket: WebSocket, credential: Credential | None, resuming: bool
@@ -304,6 +322,8 @@ class Gateway:
         by the time its connection drops)."""
         origin = websocket.headers.get("origin")
         host = websocket.headers.get("host")
+        if not self._host_allowed(host):
+            return 403, NOT_LOOPBACK
         if not origin_allowed(origin, host, self.settings.security.allowed_origins):
             log.info("WebSocket from origin %r refused (not %s)", origin, host)
             return 403, "this page's origin may not open sessions here"
@@ -409,7 +429,13 @@ class Gateway:
             resume_token=resume_token,
         )
         if self._store is not None:
-            saver = SessionSaver(self._store, session.state, token_digest, replaces)
+            started_at = restored.started_at if restored is not None else time.time()
+            epoch = self._auth.epoch
+
+            def state() -> SessionState:
+                return dataclasses.replace(session.state(), started_at=started_at, auth_epoch=epoch)
+
+            saver = SessionSaver(self._store, state, token_digest, replaces)
         self._sessions[session_id] = session
         self._queues[session_id] = queue
         sender = asyncio.create_task(_drain(websocket, queue, ready))
@@ -445,7 +471,11 @@ class Gateway:
             await asyncio.gather(*tasks, return_exceptions=True)
             await session.close()
             if saver is not None:
-                await saver.close()
+                # The last save runs on its own: the session's place is free at once (a client
+                # reconnecting at the limit is not turned away while it writes).
+                final = asyncio.create_task(saver.close())
+                self._final_saves.add(final)
+                final.add_done_callback(self._final_saves.discard)
             if close is not None and websocket.client_state is WebSocketState.CONNECTED:
                 # Bounded: the close frame may be stuck behind what the client never read.
                 with contextlib.suppress(Exception):

@@ -103,6 +103,8 @@ def app() -> Iterator[SecureApp]:
             | {"gateway": {"num_cpus": 0.1, "max_ongoing_requests": 1000}},
             "security": {
                 "api_key_hashes": [hash_key(KEY)],
+                # Hashes alone sign no token (they are safe to commit): a secret of its own.
+                "token_secret": "test-token-secret",
                 "max_sessions_per_replica": MAX_SESSIONS,
                 # Not reached with one replica: its count in the ledger actor is checked.
                 "max_sessions_total": MAX_SESSIONS + 1,

@@ -15,9 +15,11 @@ from dandelion.auth import (
     env_key_hashes,
     exposure_error,
     hash_key,
+    host_allowed,
     is_loopback,
     origin_allowed,
     presented_credential,
+    secret_from_keys,
     token_subprotocol,
 )
 from dandelion.config import AppSettings, SecuritySettings
@@ -32,7 +34,18 @@ NOW = 1_800_000_000.0
 
 
 def _auth(*keys: str, ttl: float = 60.0, secret: bytes | None = None) -> Authenticator:
-    return Authenticator([hash_key(k) for k in keys], secret, ttl)
+    """Keys given plain (as in $DANDELION_API_KEYS): tokens signed with a secret from them."""
+    return Authenticator([hash_key(k) for k in keys], secret or secret_from_keys(keys), ttl)
+
+
+def test_key_hashes_alone_sign_no_token() -> None:
+    # Hashes are safe to commit: a secret derived from them would let their readers mint.
+    from_hashes = Authenticator.from_settings(SecuritySettings(api_key_hashes=(hash_key(KEY),)), {})
+    with pytest.raises(ValueError, match="DANDELION_TOKEN_SECRET"):
+        from_hashes.mint(NOW)
+    forged = Authenticator([hash_key(KEY)], secret_from_keys([hash_key(KEY)])).mint(NOW).token
+    assert not from_hashes.is_session_token(forged, NOW)
+    assert not _auth(KEY).is_session_token(forged, NOW)
 
 
 # ---------------------------------------------------------------- API keys
@@ -303,3 +316,13 @@ def test_an_error_event_on_the_wire_carries_its_id_and_retry_hint() -> None:
     )
     for code in (ErrorCode.SERVER_BUSY, ErrorCode.RATE_LIMITED, ErrorCode.SESSION_EXPIRED):
         assert code in RETRYABLE_CODES
+
+
+def test_a_server_without_keys_answers_only_requests_addressed_to_loopback() -> None:
+    for host in ("127.0.0.1:8000", "localhost:8000", "localhost", "[::1]:8000", "127.0.0.2"):
+        assert host_allowed(host, keys_required=False, behind_auth_proxy=False), host
+    # DNS rebinding: a page's own name, resolved to 127.0.0.1, arrives as Host.
+    for host in ("attacker.example:8000", "attacker.example", "192.0.2.1:8000", "", None):
+        assert not host_allowed(host, keys_required=False, behind_auth_proxy=False), host
+    assert host_allowed("talk.example.com", keys_required=True, behind_auth_proxy=False)
+    assert host_allowed("talk.example.com", keys_required=False, behind_auth_proxy=True)

@@ -167,3 +167,24 @@ def test_a_resumed_session_goes_on_with_the_conversation() -> None:
         await again.close()
 
     asyncio.run(test())
+
+
+def test_a_question_left_unanswered_at_close_does_not_join_the_next_one() -> None:
+    async def test() -> None:
+        h = Harness(turn=SILENCE)
+        await h.start()
+        h.session.conversation.add_user("Describe how bread is made.")  # its reply never came
+        await h.close()
+        state = h.session.state()
+        again = Harness(restored=state, turn=SILENCE)
+        again.session.conversation.add_user("What is the capital of France?")
+        messages = again.session.conversation.messages
+        assert [m["content"] for m in messages] == [
+            "Describe how bread is made.",
+            "What is the capital of France?",
+        ]  # both kept, not merged into one question
+        assert [m["content"] for m in again.session.conversation.prompt()[1:]] == [
+            "What is the capital of France?"
+        ]
+
+    asyncio.run(test())
