@@ -90,6 +90,8 @@ SESSION_TOKENS_PATH = "/v1/session-tokens"
 """POST with an API key: a short-lived token a page opens its session with."""
 RATE_LIMITED_RETRY_S = 1.0
 LEDGER_LEASE_S = 30.0
+CLOSE_TIMEOUT_S = 10.0  # a closing session's tasks must stop within this
+LEDGER_TIMEOUT_S = 5.0  # the ledger's answer, at most: then this replica's own count decides
 LEDGER_NAMESPACE = "dandelion"
 _Close = tuple[int, str]  # a WebSocket close code and reason
 
@@ -150,7 +152,8 @@ class Gateway:
         self._sessions: dict[str, Session] = {}
         # Conversations kept for clients that reconnect (docs/protocol.md, "Resuming").
         self._store = open_store(self.settings.session_store)
-        self._final_saves: set[asyncio.Task[None]] = set()  # held: the loop keeps weak refs
+        # Last saves and slow closes, held here: the event loop keeps only weak references.
+        self._background: set[asyncio.Task[None]] = set()
         self._queues: dict[str, SendQueue] = {}
         self._queue_peak_bytes = 0
         self._tcp: tuple[float, dict[TcpKey, int]] = (0.0, {})  # when read, what it said
@@ -284,14 +287,23 @@ class Gateway:
         if not await self._admit():
             await self._turn_away(websocket, subprotocol)
             return
+        released = False
+
+        async def release() -> None:
+            # Once, as soon as the conversation is over: a slow teardown keeps no place taken.
+            nonlocal released
+            if not released:
+                released = True
+                await self._release()
+
         try:
             await websocket.accept(subprotocol=subprotocol)
             replaces = (
                 digest(split_resume_token(resume_token)[1]) if restored and resume_token else None
             )
-            await self._converse(websocket, restored, replaces)
+            await self._converse(websocket, restored, replaces, release)
         finally:
-            await self._release()
+            await release()
 
     async def _restored(self, token: str | None) -> SessionState | None:
         """The conversation a resume token names; None without one, or when it is unknown,
@@ -340,8 +352,12 @@ class Gateway:
         if total is None:
             return True
         try:
-            if await self._session_ledger().acquire.remote(self._replica, total):
+            acquire = self._session_ledger().acquire.remote(self._replica, total)
+            if await asyncio.wait_for(acquire, LEDGER_TIMEOUT_S):
                 return True
+        except asyncio.CancelledError:  # the client left (Serve cancels its request): no place
+            self._admitted -= 1
+            raise
         except Exception:  # the count across replicas is lost: this replica's limit still holds
             log.warning(
                 "session ledger unavailable; admitting on this replica's count", exc_info=True
@@ -354,7 +370,7 @@ class Gateway:
         self._admitted -= 1
         if self._ledger is not None:
             with contextlib.suppress(Exception):
-                await self._ledger.release.remote(self._replica)
+                await asyncio.wait_for(self._ledger.release.remote(self._replica), LEDGER_TIMEOUT_S)
 
     def _session_ledger(self) -> Any:
         if self._ledger is None:
@@ -394,7 +410,11 @@ class Gateway:
             await websocket.close(CLOSE_TRY_AGAIN_LATER, f"server busy: retry after {wait:g} s")
 
     async def _converse(
-        self, websocket: WebSocket, restored: SessionState | None, replaces: str | None
+        self,
+        websocket: WebSocket,
+        restored: SessionState | None,
+        replaces: str | None,
+        release: Callable[[], Awaitable[None]],
     ) -> None:
         session_id = restored.session_id if restored is not None else uuid.uuid4().hex
         resume_token, token_digest = new_resume_token(session_id) if self._store else (None, "")
@@ -462,6 +482,7 @@ class Gateway:
         finally:
             self._sessions.pop(session_id, None)
             self._queues.pop(session_id, None)
+            await release()
             self._queue_peak_bytes = max(self._queue_peak_bytes, queue.peak_bytes)
             self._video_dropped += queue.dropped
             self._bytes_sent += queue.sent_bytes
@@ -469,13 +490,20 @@ class Gateway:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await session.close()
+            closing = asyncio.create_task(session.close())
+            if not (await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_S))[0]:
+                # A model call that does not stop when cancelled: logged, left to finish alone.
+                log.warning(
+                    "session %s: its tasks did not stop in %g s", session_id, CLOSE_TIMEOUT_S
+                )
+                self._background.add(closing)
+                closing.add_done_callback(self._background.discard)
             if saver is not None:
                 # The last save runs on its own: the session's place is free at once (a client
                 # reconnecting at the limit is not turned away while it writes).
                 final = asyncio.create_task(saver.close())
-                self._final_saves.add(final)
-                final.add_done_callback(self._final_saves.discard)
+                self._background.add(final)
+                final.add_done_callback(self._background.discard)
             if close is not None and websocket.client_state is WebSocketState.CONNECTED:
                 # Bounded: the close frame may be stuck behind what the client never read.
                 with contextlib.suppress(Exception):
