@@ -76,14 +76,14 @@ def decode_media_frame(data: bytes) -> MediaFrame:
 def encode_server_event(event: ServerEvent) -> str:
     body = event.to_dict()
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    if not text.isascii() and not _is_unicode(text):
+    if not text.isascii() and not is_unicode(text):
         # A lone surrogate has no UTF-8 form: sent raw, it fails in the proxy and drops the
         # connection (1006). Escaped (\ud800), it is valid JSON in an ASCII text frame.
         text = json.dumps(body, separators=(",", ":"), ensure_ascii=True)
     return text
 
 
-def _is_unicode(text: str) -> bool:
+def is_unicode(text: str) -> bool:
     """Whether `text` has a UTF-8 form: no lone surrogate (from a JSON escape like \\ud800)."""
     try:
         text.encode("utf-8")
@@ -178,7 +178,7 @@ def _decode_session_update(body: dict[str, Any]) -> SessionUpdate:
             ErrorCode.INVALID_EVENT,
             f"instructions must be a string of at most {MAX_INSTRUCTIONS_CHARS} characters",
         )
-    if instructions is not None and not _is_unicode(instructions):
+    if instructions is not None and not is_unicode(instructions):
         # Kept, a lone surrogate would fail every reply (the LLM's tokenizer wants UTF-8).
         raise ProtocolError(
             ErrorCode.INVALID_EVENT, "instructions must be Unicode text (no lone surrogates)"

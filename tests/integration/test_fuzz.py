@@ -47,6 +47,7 @@ from dandelion.protocol import (
     decode_media_frame,
 )
 from dandelion.protocol import events as ev
+from dandelion.protocol.codec import is_unicode
 from dandelion.protocol.errors import RETRYABLE_CODES, ErrorCode
 from tests.integration.conftest import events_of, read_events, run_client
 
@@ -93,14 +94,6 @@ class Frame:
         return f"Frame({self.kind}, {size}: {self.data[:100]!r}..., answer={self.answer})"
 
 
-def _is_unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _text_frame(text: str, answer: str | None, kind: str) -> Frame:
     if len(text) > MAX_TEXT_MESSAGE_BYTES:  # refused before it is read (§11)
         answer = "error:message_too_large"
@@ -110,7 +103,7 @@ def _text_frame(text: str, answer: str | None, kind: str) -> Frame:
 def _dumps(value: object, ascii_only: bool) -> str:
     # A lone surrogate can only travel escaped ("\ud800"): a text frame is UTF-8.
     text = json.dumps(value, ensure_ascii=ascii_only)
-    return text if _is_unicode(text) else json.dumps(value)
+    return text if is_unicode(text) else json.dumps(value)
 
 
 def _audio_answer(size: int) -> str | None:
@@ -143,7 +136,7 @@ def _update_answer(session: object, has_avatar: bool) -> str:
     if instructions is not None and not (
         isinstance(instructions, str)
         and len(instructions) <= MAX_INSTRUCTIONS
-        and _is_unicode(instructions)
+        and is_unicode(instructions)
     ):
         return invalid
     silence = session.get("end_of_turn_silence_ms")
