@@ -15,6 +15,9 @@ CLOSE_POLICY_VIOLATION = 1008
 """Closed for breaking a limit: too many messages for too long, or not reading its messages."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """Refused at the door: the server holds as many sessions as it may; the reason says when."""
+CLOSE_TAKEN_OVER = 4000
+"""Another connection resumed this conversation: a client must not reconnect with its own,
+now replaced, resume token (it would take the conversation back from the newer connection)."""
 
 BYTES_PER_AUDIO_SECOND = 32_000  # PCM16 mono at 16 kHz
 

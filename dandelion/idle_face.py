@@ -13,7 +13,6 @@ No Ray here: `Stages` does the rendering, whatever runs it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -93,8 +92,10 @@ class IdleFace:
                         break  # a reply took the floor: rest until it is over
             finally:
                 upcoming.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await upcoming
+                # gather, not a suppressed await: a cancel of this task arriving while the render
+                # winds down must still end it (a suppressed one left a closed session's face
+                # running, and its teardown waiting, for ever).
+                await asyncio.gather(upcoming, return_exceptions=True)
 
     def _on_grid(self, t: float) -> float:
         """`t` rounded up to the idle frame grid, so batches join without a gap or overlap."""

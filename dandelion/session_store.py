@@ -31,6 +31,10 @@ class SessionStore(Protocol):
         (the token this connection resumed with). False, saving nothing, when another
         connection has resumed the conversation since (its saves win)."""
 
+    def owns(self, session_id: str, token_digest: str, replaces: str | None = None) -> bool:
+        """Whether `save` would still keep this connection's state: False once another
+        connection has resumed the conversation (read only: nothing is written)."""
+
     def load(self, token: str) -> SessionState:
         """The state a resume token names; ResumeError when unknown, expired or wrong."""
 
@@ -101,6 +105,13 @@ class SQLiteSessionStore:
             self._db.execute("COMMIT")
         return owner
 
+    def owns(self, session_id: str, token_digest: str, replaces: str | None = None) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT digest FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+        return row is None or row[0] in (token_digest, replaces)
+
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)
         with self._lock:
@@ -145,6 +156,10 @@ class RedisSessionStore:
             args=[token_digest, replaces or "", state.to_json(), self._ttl_ms],
         )
         return bool(owner)
+
+    def owns(self, session_id: str, token_digest: str, replaces: str | None = None) -> bool:
+        current: Any = self._redis.hget(self._key(session_id), "digest")
+        return current is None or bytes(current).decode() in (token_digest, replaces)
 
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)

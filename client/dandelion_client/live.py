@@ -115,6 +115,8 @@ class LiveOptions:
 
 
 _MAX_RECONNECT_WAIT_S = 8.0
+CLOSE_TAKEN_OVER = 4000
+"""The server's close code for a conversation another connection resumed (docs/protocol.md)."""
 
 
 async def run_live(options: LiveOptions) -> None:
@@ -219,6 +221,9 @@ async def _live_connection(
                             print("the server ended the session.")
                             break
                         except websockets.ConnectionClosedError as exc:
+                            if exc.rcvd is not None and exc.rcvd.code == CLOSE_TAKEN_OVER:
+                                print(f"session ended: {exc.rcvd.reason}")
+                                break  # resumed elsewhere: taking it back would fight it
                             print(f"connection lost: {exc}")
                             lost = True
                             break

@@ -27,6 +27,8 @@ class ErrorCode(StrEnum):
     SERVER_BUSY = "server_busy"
     RATE_LIMITED = "rate_limited"
     SESSION_EXPIRED = "session_expired"
+    # Another connection resumed this conversation (its resume token): this one is closed.
+    SESSION_TAKEN_OVER = "session_taken_over"
 
 
 # Errors a client may retry as-is (the server or a model stage had a transient fault).
@@ -62,7 +64,33 @@ _REDACTIONS = (
     (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "[address]"),  # URLs
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[address]"),  # IPv4[:port]
     (re.compile(r"\[?\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{0,4}\b\]?", re.IGNORECASE), "[address]"),
+    # Compressed IPv6 (::1, fe80::1%eth0, [::1]:8000): always has "::".
+    (
+        re.compile(
+            r"\[?(?<![\w:])(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?::"
+            r"(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*)?(?:%\w+)?\]?(?::\d+)?",
+            re.IGNORECASE,
+        ),
+        "[address]",
+    ),
+    # Host names without a scheme: with a port (redis.internal:6379, localhost:8000), or
+    # ending in a domain a network uses (llm.prod.svc.cluster.local, api.example.com).
+    (
+        re.compile(r"\b(?:[a-z0-9-]+\.)*[a-z0-9-]*[a-z][a-z0-9-]*:\d{1,5}\b", re.IGNORECASE),
+        "[address]",
+    ),
+    (
+        re.compile(
+            r"\b(?:[a-z0-9-]+\.)+(?:local|localdomain|internal|intranet|lan|home|corp|svc|"
+            r"com|net|org|io|ai|dev|cloud|example)\b",
+            re.IGNORECASE,
+        ),
+        "[address]",
+    ),
+    (re.compile(r"\blocalhost\b", re.IGNORECASE), "[address]"),
     (re.compile(r"(?:\b[a-z]:)?(?:[\\/][\w.@~+-]+){2,}[\\/]?", re.IGNORECASE), "[path]"),
+    # One segment (/models, /srv): a slash that starts a word, not one inside it (and/or).
+    (re.compile(r"(?<![\w/.:~-])/[\w.@~+-]*[a-z_][\w.@~+-]*", re.IGNORECASE), "[path]"),
     (re.compile(r"\b(?:actor|task|job|node|worker|object)[ _-]?id\b\W*\w*", re.IGNORECASE), "[id]"),
     (re.compile(r"\bpid\s*[=:]?\s*\d+", re.IGNORECASE), "[pid]"),
     (re.compile(r"\b[0-9a-f]{16,}\b", re.IGNORECASE), "[id]"),  # Ray's ids are long hex

@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from dandelion.admission import (
     CLOSE_NORMAL,
     CLOSE_POLICY_VIOLATION,
+    CLOSE_TAKEN_OVER,
     CLOSE_TRY_AGAIN_LATER,
     SessionGuard,
     SessionLedger,
@@ -65,6 +66,7 @@ from dandelion.protocol.events import ErrorEvent
 from dandelion.reply import Outgoing
 from dandelion.send_queue import Outbound, SendQueue, TcpKey, normal_address, parse_tcp_table
 from dandelion.serve.metrics import RayTelemetry
+from dandelion.serve.replica_logs import log_to_replica_file
 from dandelion.serve.resume import SAVE_AFTER, SessionSaver
 from dandelion.serve.stages import ServeStages
 from dandelion.session import Session
@@ -79,9 +81,6 @@ from dandelion.session_store import open_store
 from dandelion.stages import VideoFormat
 
 log = logging.getLogger(__name__)
-logging.getLogger("dandelion").setLevel(
-    logging.DEBUG if os.environ.get("DANDELION_DEBUG") else logging.INFO
-)
 
 NOT_LOOPBACK = "a server without API keys answers only requests addressed to localhost"
 RESUME_PARAM = "resume_token"
@@ -94,6 +93,7 @@ CLOSE_TIMEOUT_S = 10.0  # a closing session's tasks must stop within this
 LEDGER_TIMEOUT_S = 5.0  # the ledger's answer, at most: then this replica's own count decides
 LEDGER_NAMESPACE = "dandelion"
 _Close = tuple[int, str]  # a WebSocket close code and reason
+TAKEN_OVER = "this conversation went on in another connection"
 
 
 def ledger_name(app: str) -> str:
@@ -125,6 +125,7 @@ class Gateway:
     def __init__(
         self, settings: dict[str, Any], asr: Any, llm: Any, tts: Any, avatar: Any = None
     ) -> None:
+        log_to_replica_file()
         self.settings = AppSettings.model_validate(settings)
         security = self.settings.security
         self._auth = Authenticator.from_settings(security, os.environ)
@@ -152,6 +153,13 @@ class Gateway:
         self._sessions: dict[str, Session] = {}
         # Conversations kept for clients that reconnect (docs/protocol.md, "Resuming").
         self._store = open_store(self.settings.session_store)
+        if self.settings.session_store.backend == "sqlite" and (nodes := _alive_nodes()) > 1:
+            log.warning(
+                "session_store.backend is sqlite on a cluster of %d nodes: a client that "
+                "reconnects to another node's gateway starts a new conversation "
+                "(set session_store.backend: redis; docs/deploy.md)",
+                nodes,
+            )
         # Last saves and slow closes, held here: the event loop keeps only weak references.
         self._background: set[asyncio.Task[None]] = set()
         self._queues: dict[str, SendQueue] = {}
@@ -224,7 +232,9 @@ class Gateway:
         if self._avatar is None:
             return JSONResponse({"error": "this server runs without an avatar"}, status_code=404)
         data = await self._avatar.still.remote()
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+        # private: behind a key, the portrait is not for a shared cache (a proxy, a CDN) to keep.
+        cache = "private, max-age=3600" if self._auth.required else "max-age=3600"
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache})
 
     async def _health(self, request: Request) -> JSONResponse:
         return JSONResponse(
@@ -461,13 +471,21 @@ class Gateway:
         sender = asyncio.create_task(_drain(websocket, queue, ready))
         watcher = asyncio.create_task(self._watch_transport(websocket, queue, ready))
         receiver: asyncio.Task[_Close | None] | None = None
+        taken = asyncio.create_task(saver.taken_over()) if saver is not None else None
         close: _Close | None = None
         try:
             await session.start()
             guard = SessionGuard(self._limits, time.monotonic())
             receiver = asyncio.create_task(self._receive(websocket, session, guard, send))
-            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-            if receiver in done:
+            ends: set[asyncio.Task[Any]] = {sender, receiver} | ({taken} if taken else set())
+            done, _ = await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            if taken in done and receiver not in done and sender not in done:
+                # Resumed by another connection (the client reconnected; this one it left).
+                await send(_limit_error(ErrorCode.SESSION_TAKEN_OVER, TAKEN_OVER))
+                close = CLOSE_TAKEN_OVER, TAKEN_OVER
+                ready.set()
+                await _flushed(queue, sender, timeout_s=1.0)
+            elif receiver in done:
                 close = receiver.result()
                 if close is not None:  # its error event is queued: let it go out first
                     ready.set()
@@ -486,7 +504,7 @@ class Gateway:
             self._queue_peak_bytes = max(self._queue_peak_bytes, queue.peak_bytes)
             self._video_dropped += queue.dropped
             self._bytes_sent += queue.sent_bytes
-            tasks = [t for t in (sender, receiver, watcher) if t is not None]
+            tasks = [t for t in (sender, receiver, watcher, taken) if t is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -606,6 +624,15 @@ async def _drain(websocket: WebSocket, queue: SendQueue, ready: asyncio.Event) -
             return None
         if queue.stalled(time.monotonic()):
             return not_reading
+
+
+def _alive_nodes() -> int:
+    """The Ray cluster's live nodes (0 when Ray cannot tell)."""
+    try:
+        nodes: list[dict[str, Any]] = ray.nodes()  # type: ignore[no-untyped-call]
+        return len([node for node in nodes if node.get("Alive")])
+    except Exception:
+        return 0
 
 
 async def _flushed(queue: SendQueue, sender: asyncio.Task[Any], timeout_s: float) -> None:

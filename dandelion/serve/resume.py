@@ -4,7 +4,9 @@ The gateway calls `changed()` when the session sends an event that follows a cha
 done or cut, settings updated, the session created); the save runs a moment later, in a
 thread, one at a time per session, so a burst of changes is one write. `close()` saves the
 last state. A connection whose conversation was resumed elsewhere stops saving (its saves
-would undo the newer connection's).
+would undo the newer connection's), and `taken_over()` returns so the gateway can end it: a
+connection the client left without closing (a network that went away) would otherwise hold
+its place, and talk, until the transport noticed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ SAVE_AFTER: tuple[type[ev.ServerEvent], ...] = (
 )
 """Events sent after the conversation or its settings changed."""
 _SETTLE_S = 0.05  # the session finishes the change it is announcing before the state is read
+OWNER_CHECK_S = 2.0
+"""How often a live connection asks the store whether its conversation was resumed elsewhere
+(one indexed read: a resumed client's old connection ends within about this)."""
 
 
 class SessionSaver:
@@ -44,7 +49,11 @@ class SessionSaver:
         self._replaces = replaces
         self._task: asyncio.Task[None] | None = None
         self._again = False
-        self.superseded = False
+        self._superseded = asyncio.Event()
+
+    @property
+    def superseded(self) -> bool:
+        return self._superseded.is_set()
 
     def changed(self) -> None:
         if self._task is None or self._task.done():
@@ -70,11 +79,30 @@ class SessionSaver:
             log.warning("session %s: not saved", state.session_id, exc_info=True)
             return
         if not owner:
-            self.superseded = True
-            log.info(
-                "session %s was resumed elsewhere: this connection stops saving it",
-                state.session_id,
-            )
+            self._taken_over(state.session_id)
+
+    def _taken_over(self, session_id: str) -> None:
+        self._superseded.set()
+        log.info("session %s was resumed elsewhere: this connection stops saving it", session_id)
+
+    async def taken_over(self, every_s: float = OWNER_CHECK_S) -> None:
+        """Return once another connection has resumed this conversation (seen by a save, or by
+        asking the store every `every_s` seconds). A store that cannot be reached is asked again
+        later: only a store's "no" ends a connection."""
+        session_id = self._state().session_id
+        while not self.superseded:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._superseded.wait(), every_s)
+                return
+            try:
+                owner = await asyncio.to_thread(
+                    self._store.owns, session_id, self._digest, self._replaces
+                )
+            except Exception:
+                log.debug("session %s: store not reachable", session_id, exc_info=True)
+                continue
+            if not owner:
+                self._taken_over(session_id)
 
     async def close(self) -> None:
         """The last save, after any pending one."""

@@ -115,6 +115,39 @@ def test_an_unknown_resume_token_starts_a_new_conversation(app: tuple[str, str])
     assert event["resume_token"]
 
 
+async def _taken_over(url: str) -> tuple[list[dict[str, Any]], int | None, str, dict[str, Any]]:
+    """Open a conversation, then resume it on a second connection while the first is still
+    open (a client whose network went away and came back): what the first one then gets, its
+    close code and reason, and the second one's answer to a ping."""
+    async with websockets.connect(url) as first:
+        created = json.loads(await first.recv())
+        async with websockets.connect(with_resume_token(url, created["resume_token"])) as second:
+            resumed = json.loads(await second.recv())
+            assert resumed["resumed"] and resumed["session_id"] == created["session_id"]
+            told: list[dict[str, Any]] = []
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    message = await asyncio.wait_for(first.recv(), 30)
+                    if isinstance(message, str):
+                        told.append(json.loads(message))
+            await second.send(json.dumps({"type": "ping"}))
+            pong = json.loads(await asyncio.wait_for(second.recv(), 30))
+            return told, first.close_code, first.close_reason or "", pong
+
+
+def test_a_resumed_conversation_ends_the_connection_it_left(app: tuple[str, str]) -> None:
+    """The connection the client left (its network went away) learns of the resume within
+    seconds and closes with 4000, so it neither holds a place nor talks on; the client must
+    not reconnect with that connection's token."""
+    _, url = app
+    told, code, reason, pong = asyncio.run(_taken_over(url))
+    errors = [e for e in told if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["session_taken_over"], told
+    assert errors[0]["retryable"] is False
+    assert code == 4000 and "another connection" in reason
+    assert pong["type"] == "pong"  # the conversation goes on in the newer connection
+
+
 # ---------------------------------------------------------------- the gateway killed
 
 

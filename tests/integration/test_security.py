@@ -205,7 +205,11 @@ def test_http_routes_need_a_key_or_token_except_health(app: SecureApp) -> None:
     assert _http(f"{app.http}/?token=wrong")[0] == 401
     assert _http(f"{app.http}/", headers=_bearer("wrong"))[0] == 401
     assert _http(f"{app.http}/", headers=_bearer())[0] == 200
-    assert _http(f"{app.http}/avatar.jpg", headers=_bearer())[0] == 200
+    still = urllib.request.Request(f"{app.http}/avatar.jpg", headers=_bearer())
+    with urllib.request.urlopen(still, timeout=30) as response:
+        assert response.status == 200
+        # Behind a key: no shared cache (a proxy, a CDN) may keep it for others.
+        assert response.headers["Cache-Control"].startswith("private"), response.headers
     # Tokens: minted with a key only (not with a token, not from the URL).
     assert _http(f"{app.http}/v1/session-tokens", "POST")[0] == 401
     assert _http(f"{app.http}/v1/session-tokens", "POST", _bearer("wrong"))[0] == 401
@@ -321,6 +325,8 @@ def test_a_session_over_the_limit_is_turned_away_while_the_others_answer(app: Se
         assert busy["type"] == "error" and busy["code"] == "server_busy", busy
         assert busy["retryable"] is True and busy["retry_after_s"] == 5.0
         assert HEX_ID.fullmatch(busy["error_id"]), busy
+        # An operator finds the refusal in the gateway replica's own log file, by its id.
+        assert _logged(busy["error_id"], f"serve/replica_{APP}_Gateway_*.log")
         for ws in sessions:  # sessions 1..N are unaffected
             assert _answers(ws)
         assert app.sessions_counted_in_all() == MAX_SESSIONS
@@ -454,17 +460,24 @@ def test_an_error_event_reveals_no_internals(app: SecureApp, speech: dict[str, P
     for internal in ("Traceback", "ActorID", "actor_id", "pid", "ray::", "/", "File "):
         assert internal not in raw, raw
     assert not re.search(r"\b\d{1,3}(\.\d{1,3}){3}\b", raw), raw
-    # The server's log has the full story under that id.
+    # The gateway replica's log file has the full story under that id.
+    logged = _logged(error["error_id"], f"serve/replica_{APP}_Gateway_*.log")
+    assert any("exceed context window" in path.read_text(errors="replace") for path in logged)
+
+
+def _logged(text: str, pattern: str) -> list[Path]:
+    """The files under this Ray session's logs/ matching `pattern` that hold `text` (waited
+    for a moment: a replica's log lines are written as they come, not read back at once)."""
     import ray
 
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    logged = [
-        path
-        for path in logs.rglob("*")
-        if path.is_file() and error["error_id"] in path.read_text(errors="replace")
-    ]
-    assert logged, f"error {error['error_id']} is not in the server's logs"
-    assert any("exceed context window" in path.read_text(errors="replace") for path in logged)
+    deadline = time.monotonic() + 10
+    while True:
+        found = [p for p in logs.glob(pattern) if text in p.read_text(errors="replace")]
+        if found or time.monotonic() > deadline:
+            assert found, f"{text!r} is in no {pattern} under {logs}"
+            return found
+        time.sleep(0.2)
 
 
 # ---------------------------------------------------------------- off loopback

@@ -295,6 +295,11 @@ def test_messages_about_the_clients_input_stay_useful() -> None:
     )
     not_json = "message is not JSON: Expecting value: line 1 column 1 (char 0)"
     assert public_message("invalid_json", not_json) == not_json
+    for plain in (
+        "unknown event type 'response.audio.resumd'",
+        "audio frames: and/or 10/20 of them at 12:30",
+    ):
+        assert public_message("unknown_event", plain) == plain
     # An LLM server's refusal keeps what to check, not where the server is.
     message = public_message(
         "llm_unauthorized",
@@ -302,6 +307,25 @@ def test_messages_about_the_clients_input_stay_useful() -> None:
         "(HTTP 401): check the key in $GROQ_API_KEY.",
     )
     assert "10.0.0.5" not in message and "GROQ_API_KEY" in message and "HTTP 401" in message
+
+
+@pytest.mark.parametrize(
+    ("said", "hidden"),
+    [
+        ("Cannot connect to host llm.internal:8000 ssl:default", "llm.internal"),
+        ("Cannot connect to host redis:6379", "redis:6379"),
+        ("connect to llm.prod.svc.cluster.local failed", "svc.cluster"),
+        ("api.openai.com timed out", "openai.com"),
+        ("refused at localhost", "localhost"),
+        ("refused at [::1]:8000", "::1"),
+        ("no route to fe80::1%eth0", "fe80"),
+        ("no route to 2001:db8::ff00:42:8329", "db8"),
+        ("model not found in /models", "/models"),
+    ],
+)
+def test_hosts_ips_and_paths_in_any_form_are_hidden(said: str, hidden: str) -> None:
+    message = public_message("llm_unavailable", said)
+    assert hidden not in message and "[" in message, message
 
 
 def test_an_error_event_on_the_wire_carries_its_id_and_retry_hint() -> None:

@@ -123,6 +123,48 @@ def test_a_dropped_frame_is_not_counted_and_a_failing_render_is_retried(
     assert face.frames_sent == len(sent)
 
 
+class WindingDownStages:
+    """One batch at once; every later render waits, and takes a moment to wind down when
+    cancelled (as a remote call does)."""
+
+    def __init__(self) -> None:
+        self.winding_down = asyncio.Event()
+
+    async def idle(self, start_s: float, count: int, codec: str) -> list[VideoFrame]:
+        if not hasattr(self, "rendered"):
+            self.rendered = True
+            return [VideoFrame(int(start_s * 1e6), b"jpeg")]
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.winding_down.set()
+            await asyncio.sleep(0.2)
+            raise
+        return []
+
+
+def test_a_face_cancelled_while_a_render_winds_down_stops() -> None:
+    """A reply takes the floor (the frame is not sent), the next render is being cancelled, and
+    the session closes meanwhile: the face stops instead of starting over."""
+
+    async def main() -> bool:
+        stages = WindingDownStages()
+
+        async def reply_took_the_floor(message: MediaFrame) -> bool:
+            return False
+
+        face = IdleFace(stages, reply_took_the_floor, "jpeg", IDLE_FPS, busy=lambda: False)  # type: ignore[arg-type]
+        task = asyncio.create_task(face.run())
+        await asyncio.wait_for(stages.winding_down.wait(), 30)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return task in done
+
+    assert asyncio.run(main()), "the face went on after it was cancelled"
+
+
 def test_a_codec_change_keeps_the_face_clock_and_the_numbering(actor: AvatarActor) -> None:
     async def send(message: MediaFrame) -> bool:
         return True

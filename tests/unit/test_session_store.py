@@ -60,6 +60,7 @@ def test_tokens_name_their_session_and_only_a_digest_is_kept() -> None:
 
 def check_store(store: SessionStore) -> None:
     token, digest = new_resume_token(STATE.session_id)
+    assert store.owns(STATE.session_id, digest)  # nothing saved yet: nobody else has it
     assert store.save(STATE, digest)
     assert store.load(token) == STATE
     moved_on = SessionState(
@@ -70,7 +71,11 @@ def check_store(store: SessionStore) -> None:
     # A client resumed the conversation (a new token replacing the old): from then on the old
     # connection, still saving under the old token, no longer overwrites it.
     resumed_token, resumed_digest = new_resume_token(STATE.session_id)
+    assert store.owns(STATE.session_id, digest)
+    assert store.owns(STATE.session_id, resumed_digest, replaces=digest)
     assert store.save(moved_on, resumed_digest, replaces=digest)
+    assert not store.owns(STATE.session_id, digest)  # what tells the old connection
+    assert store.owns(STATE.session_id, resumed_digest, replaces=digest)
     assert not store.save(STATE, digest)
     assert store.load(resumed_token).turn_id == 5
     with pytest.raises(ResumeError):

@@ -15,6 +15,7 @@ const TOKEN = new URLSearchParams(location.search).get("token");
 const TOKEN_SUBPROTOCOL = "dandelion.token.";
 const CLOSE_POLICY = 1008; // a limit broke: reconnecting would break it again
 const CLOSE_TRY_LATER = 1013; // the server is full: its reason says when to retry
+const CLOSE_TAKEN_OVER = 4000; // another connection (a newer tab) resumed this conversation
 
 const state = {
   connected: false,
@@ -155,7 +156,8 @@ function connect() {
     state.closes.push({ code: close.code, reason: close.reason });
     stopAllAudio();
     if (stopping) return;
-    if (close.code === CLOSE_POLICY) {
+    if (close.code === CLOSE_POLICY || close.code === CLOSE_TAKEN_OVER) {
+      // Reconnecting would break the limit again, or take the conversation back.
       stop();
       setStatus(`disconnected: ${close.reason || "a server limit"}`, "error");
       return;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class PiperSynthesizer:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = settings.threads
         options.inter_op_num_threads = 1
+        # ONNX Runtime keeps a memory plan per input shape, and every sentence is a new shape:
+        # with it on, a replica's memory grew by half over 400 sentences (docs/benchmarks.md,
+        # "Soak"); off, it levels off within 300, and synthesis is no slower.
+        options.enable_mem_pattern = False
         providers = ["CUDAExecutionProvider"] if settings.use_cuda else ["CPUExecutionProvider"]
         config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
         # Built here rather than with PiperVoice.load, which gives no say over thread counts.
@@ -66,15 +71,22 @@ class PiperSynthesizer:
         )
         self._config = SynthesisConfig(length_scale=settings.length_scale)
         self.sample_rate: int = self._voice.config.sample_rate
+        # One synthesis at a time: each already uses `threads` cores, so two at once only share
+        # them, and memory grew with two at once where one at a time levels off (measured).
+        self._one_at_a_time = threading.Lock()
 
     def synthesize(self, text: str) -> Iterator[SpeechChunk]:
-        chunks = self._voice.synthesize(
-            text, syn_config=self._config, include_alignments=self._alignments
-        )
-        for chunk in chunks:
-            alignments = None
-            if chunk.phoneme_alignments:
-                alignments = tuple(
-                    (a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments
-                )
-            yield SpeechChunk(chunk.audio_int16_bytes, alignments)
+        """Chunks as they are made. Held while iterated: the caller runs this in a thread and
+        drains it without waiting on its consumer (`iterate_in_thread`), so a slow client never
+        holds the voice from other sessions."""
+        with self._one_at_a_time:
+            chunks = self._voice.synthesize(
+                text, syn_config=self._config, include_alignments=self._alignments
+            )
+            for chunk in chunks:
+                alignments = None
+                if chunk.phoneme_alignments:
+                    alignments = tuple(
+                        (a.phoneme, int(a.num_samples)) for a in chunk.phoneme_alignments
+                    )
+                yield SpeechChunk(chunk.audio_int16_bytes, alignments)
