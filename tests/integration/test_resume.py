@@ -121,6 +121,7 @@ async def _taken_over(url: str) -> tuple[list[dict[str, Any]], int | None, str, 
     close code and reason, and the second one's answer to a ping."""
     async with websockets.connect(url) as first:
         created = json.loads(await first.recv())
+        await asyncio.sleep(0.5)  # its state is saved a moment after session.created
         async with websockets.connect(with_resume_token(url, created["resume_token"])) as second:
             resumed = json.loads(await second.recv())
             assert resumed["resumed"] and resumed["session_id"] == created["session_id"]
