@@ -178,6 +178,27 @@ def memory_drift(
     return result
 
 
+def memory_by_minute(
+    samples: list[tuple[float, dict[str, float]]], every_min: int = 4
+) -> tuple[list[int], dict[str, list[float]]]:
+    """Per replica, its RSS (MiB) at minute 2 and every `every_min` minutes after: whether it
+    levels off or keeps growing, which the end points alone do not say."""
+    marks: list[int] = []
+    series: dict[str, list[float]] = {}
+    minute = WARM_UP_S // 60
+    for t, memory in samples:
+        if t >= minute * 60:
+            marks.append(int(minute))
+            for label, value in memory.items():
+                series.setdefault(label, []).append(value)
+            minute += every_min
+    if marks and samples[-1][0] > marks[-1] * 60:
+        marks.append(round(samples[-1][0] / 60))  # the end
+        for label, value in samples[-1][1].items():
+            series.setdefault(label, []).append(value)
+    return marks, series
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=20.0)
@@ -225,9 +246,8 @@ def main() -> int:
     elapsed = time.monotonic() - started
     drift = memory_drift(memory.samples)
     print(tally, drift, flush=True)
-    _write_section(
-        Path(args.output), "## Soak", _report(args, tally, drift, elapsed, describe_machine())
-    )
+    report = _report(args, tally, drift, elapsed, describe_machine())
+    _write_section(Path(args.output), "## Soak", report + _series(memory.samples))
     steady = all(abs(end - start) <= TOLERANCE * start for start, end, _, _ in drift.values())
     ok = tally.failed == 0 and tally.resumes_refused == 0 and steady and bool(drift)
     return 0 if ok else 1
@@ -266,6 +286,19 @@ def _report(
         "Replica memory (RSS, sampled every 10 s) from minute 2 to the end (pass: within "
         f"+-{TOLERANCE:.0%}):\n\n" + "\n".join(rows) + "\n"
     )
+
+
+def _series(samples: list[tuple[float, dict[str, float]]]) -> str:
+    marks, series = memory_by_minute(samples)
+    if not marks:
+        return ""
+    rows = [
+        "| replica | " + " | ".join(f"{m} min" for m in marks) + " |",
+        "|---|" + "---|" * len(marks),
+    ]
+    for label, values in sorted(series.items()):
+        rows.append(f"| {label} | " + " | ".join(f"{v:.0f}" for v in values) + " |")
+    return "\nRSS (MiB) along the run:\n\n" + "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":
