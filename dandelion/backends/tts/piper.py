@@ -49,8 +49,8 @@ class PiperSynthesizer:
         options.intra_op_num_threads = settings.threads
         options.inter_op_num_threads = 1
         # ONNX Runtime keeps a memory plan per input shape, and every sentence is a new shape:
-        # with it on, a replica's memory grew by half over 400 sentences (docs/benchmarks.md,
-        # "Soak"); off, it levels off within 300, and synthesis is no slower.
+        # with it on, a replica's memory grew by half over 400 sentences (docs/benchmarks.md, "TTS
+        # replica memory"); off, it levels off within 300, and synthesis is no slower.
         options.enable_mem_pattern = False
         providers = ["CUDAExecutionProvider"] if settings.use_cuda else ["CPUExecutionProvider"]
         config = PiperConfig.from_dict(json.loads(Path(f"{path}.json").read_text()))
