@@ -238,8 +238,10 @@ class ReplyPipeline:
         that come after their audio anyway, and a dead avatar must not hold the turn open."""
         voice_s = reply.samples_made / self._stages.output_sample_rate
         try:
-            await asyncio.wait_for(animator, voice_s + _FACE_GRACE_S)
-        except TimeoutError:  # wait_for has cancelled it: the reply ends without the rest
+            async with asyncio.timeout(voice_s + _FACE_GRACE_S):
+                await animator
+        except TimeoutError:  # the timeout cancelled it: the reply ends without the rest
+            await asyncio.gather(animator, return_exceptions=True)
             log.warning("avatar too slow for turn %d: its last frames dropped", reply.turn_id)
 
     def _failed(self, reply: Reply, failure: _StageFailure) -> list[PipelineOutput]:
@@ -328,7 +330,8 @@ class ReplyPipeline:
                                 # shows a voice ahead of its face. Later frames are rendered
                                 # well ahead of time.
                                 with contextlib.suppress(TimeoutError):
-                                    await asyncio.wait_for(face_ready.wait(), _FACE_WAIT_S)
+                                    async with asyncio.timeout(_FACE_WAIT_S):
+                                        await face_ready.wait()
                         now = self._clock()
                         reply.timings.setdefault(
                             "tts_first_audio_ms", round((now - tts_start) * 1000, 1)

@@ -398,7 +398,8 @@ class Session:
         self._detector.end_after(_OVERLAP_END_SILENCE_MS)
         audio = self._input_audio(start_ms, end_ms + _END_TAIL_MS)
         try:
-            transcript = await asyncio.wait_for(self._stages.transcribe(audio), _OVERLAP_ASR_S)
+            async with asyncio.timeout(_OVERLAP_ASR_S):
+                transcript = await self._stages.transcribe(audio)
             heard = transcript.text.strip()
             real_speech = judge(transcript, self.settings.speech_gate).accepted
         except Exception:  # no words to judge by: speech this long over a reply is meant

@@ -404,7 +404,8 @@ async def _wait_for(recorder: Recorder, condition: Any, timeout_s: float) -> Non
             raise TimeoutError("no answer from the server in time")
         recorder.changed.clear()
         try:
-            await asyncio.wait_for(recorder.changed.wait(), remaining)
+            async with asyncio.timeout(remaining):
+                await recorder.changed.wait()
         except TimeoutError:
             continue
 

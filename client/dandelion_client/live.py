@@ -115,8 +115,18 @@ class LiveOptions:
 
 
 _MAX_RECONNECT_WAIT_S = 8.0
+CLOSE_POLICY = 1008
+"""A limit broken (docs/protocol.md §11): reconnecting would break it again."""
 CLOSE_TAKEN_OVER = 4000
 """The server's close code for a conversation another connection resumed (docs/protocol.md)."""
+
+
+class _ServerBusy(Exception):
+    """The server is full (`server_busy`): ask again after `retry_after_s`."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"the server is full: retrying in {retry_after_s:g} s")
+        self.retry_after_s = retry_after_s
 
 
 async def run_live(options: LiveOptions) -> None:
@@ -139,6 +149,10 @@ async def run_live(options: LiveOptions) -> None:
         except OSError as exc:  # the server is not there (yet): restarting, or the network
             lost = True
             print(f"cannot connect: {exc}")
+        except _ServerBusy as busy:
+            lost = True
+            print(busy)
+            wait_s = max(wait_s, busy.retry_after_s)
         if not lost or (deadline is not None and time.monotonic() >= deadline):
             return
         resuming = "the same conversation" if token else "a new conversation"
@@ -164,6 +178,11 @@ async def _live_connection(
     lost = False
     async with websockets.connect(url, max_size=None, additional_headers=headers) as ws:
         created = json.loads(await ws.recv())
+        if created.get("type") == "error" and created.get("code") == "server_busy":
+            raise _ServerBusy(float(created.get("retry_after_s") or 1.0))
+        if created.get("type") != "session.created":
+            print(f"the server refused the session: {created.get('message', created)}")
+            return False, resume_token
         resume_token = created.get("resume_token") or None
         player = _Player(int(created["output_audio"]["sample_rate"]))
         canceller = None
@@ -214,16 +233,20 @@ async def _live_connection(
                         if view is not None and view.window.closed:
                             break
                         try:
-                            message = await asyncio.wait_for(ws.recv(), timeout=0.2)
+                            async with asyncio.timeout(0.2):
+                                message = await ws.recv()
                         except TimeoutError:
                             continue
                         except websockets.ConnectionClosedOK:
                             print("the server ended the session.")
                             break
                         except websockets.ConnectionClosedError as exc:
-                            if exc.rcvd is not None and exc.rcvd.code == CLOSE_TAKEN_OVER:
+                            ended = (CLOSE_POLICY, CLOSE_TAKEN_OVER)
+                            if exc.rcvd is not None and exc.rcvd.code in ended:
+                                # A limit broken, or resumed elsewhere: reconnecting would
+                                # break it again, or take the conversation back.
                                 print(f"session ended: {exc.rcvd.reason}")
-                                break  # resumed elsewhere: taking it back would fight it
+                                break
                             print(f"connection lost: {exc}")
                             lost = True
                             break

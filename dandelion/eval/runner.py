@@ -296,4 +296,5 @@ class ScenarioRun:
             self.listener.changed.clear()
             wait = min(remaining, poll_s) if poll_s else remaining
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.listener.changed.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self.listener.changed.wait()

@@ -90,6 +90,7 @@ SESSION_TOKENS_PATH = "/v1/session-tokens"
 RATE_LIMITED_RETRY_S = 1.0
 LEDGER_LEASE_S = 30.0
 CLOSE_TIMEOUT_S = 10.0  # a closing session's tasks must stop within this
+TAKE_OVER_WAIT_S = 5.0  # a resume at the limit waits this long for the place it takes over
 LEDGER_TIMEOUT_S = 5.0  # the ledger's answer, at most: then this replica's own count decides
 LEDGER_NAMESPACE = "dandelion"
 _Close = tuple[int, str]  # a WebSocket close code and reason
@@ -163,6 +164,8 @@ class Gateway:
         # Last saves and slow closes, held here: the event loop keeps only weak references.
         self._background: set[asyncio.Task[None]] = set()
         self._queues: dict[str, SendQueue] = {}
+        # The live connection of each conversation on this replica: a resume ends it at once.
+        self._savers: dict[str, SessionSaver] = {}
         self._queue_peak_bytes = 0
         self._tcp: tuple[float, dict[TcpKey, int]] = (0.0, {})  # when read, what it said
         self._video_dropped = 0
@@ -294,7 +297,15 @@ class Gateway:
             return
         # A browser that offered a subprotocol fails the socket unless one is echoed.
         subprotocol = token_subprotocol(websocket.headers)
-        if not await self._admit():
+        # The conversation's earlier connection on this replica (one the client left, still
+        # open) ends now, not at its next check of the store, and frees its place for this one.
+        taking_over = restored is not None and self._take_over(restored.session_id)
+        admitted = await self._admit()
+        deadline = time.monotonic() + TAKE_OVER_WAIT_S
+        while taking_over and not admitted and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            admitted = await self._admit()
+        if not admitted:
             await self._turn_away(websocket, subprotocol)
             return
         released = False
@@ -314,6 +325,14 @@ class Gateway:
             await self._converse(websocket, restored, replaces, release)
         finally:
             await release()
+
+    def _take_over(self, session_id: str) -> bool:
+        """End the connection holding `session_id` on this replica, if any (True)."""
+        saver = self._savers.get(session_id)
+        if saver is None:
+            return False
+        saver.take_over()
+        return True
 
     async def _restored(self, token: str | None) -> SessionState | None:
         """The conversation a resume token names; None without one, or when it is unknown,
@@ -363,8 +382,9 @@ class Gateway:
             return True
         try:
             acquire = self._session_ledger().acquire.remote(self._replica, total)
-            if await asyncio.wait_for(acquire, LEDGER_TIMEOUT_S):
-                return True
+            async with asyncio.timeout(LEDGER_TIMEOUT_S):
+                if await acquire:
+                    return True
         except asyncio.CancelledError:  # the client left (Serve cancels its request): no place
             self._admitted -= 1
             raise
@@ -380,7 +400,8 @@ class Gateway:
         self._admitted -= 1
         if self._ledger is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._ledger.release.remote(self._replica), LEDGER_TIMEOUT_S)
+                async with asyncio.timeout(LEDGER_TIMEOUT_S):
+                    await self._ledger.release.remote(self._replica)
 
     def _session_ledger(self) -> Any:
         if self._ledger is None:
@@ -468,6 +489,8 @@ class Gateway:
             saver = SessionSaver(self._store, state, token_digest, replaces)
         self._sessions[session_id] = session
         self._queues[session_id] = queue
+        if saver is not None:
+            self._savers[session_id] = saver
         sender = asyncio.create_task(_drain(websocket, queue, ready))
         watcher = asyncio.create_task(self._watch_transport(websocket, queue, ready))
         receiver: asyncio.Task[_Close | None] | None = None
@@ -498,8 +521,14 @@ class Gateway:
         except Exception:
             log.exception("session %s ended by an error", session_id)
         finally:
-            self._sessions.pop(session_id, None)
-            self._queues.pop(session_id, None)
+            # Only this connection's entries: a resume may have put its successor's there.
+            for live, mine in (
+                (self._sessions, session),
+                (self._queues, queue),
+                (self._savers, saver),
+            ):
+                if live.get(session_id) is mine:
+                    del live[session_id]
             await release()
             self._queue_peak_bytes = max(self._queue_peak_bytes, queue.peak_bytes)
             self._video_dropped += queue.dropped
@@ -525,7 +554,8 @@ class Gateway:
             if close is not None and websocket.client_state is WebSocketState.CONNECTED:
                 # Bounded: the close frame may be stuck behind what the client never read.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(websocket.close(*close), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await websocket.close(*close)
 
     async def _watch_transport(
         self, websocket: WebSocket, queue: SendQueue, ready: asyncio.Event
@@ -576,7 +606,8 @@ class Gateway:
         while True:
             left = guard.seconds_left(time.monotonic())
             try:
-                message = await asyncio.wait_for(websocket.receive(), timeout=max(left, 0.01))
+                async with asyncio.timeout(max(left, 0.01)):
+                    message = await websocket.receive()
             except TimeoutError:
                 expiry = guard.expiry(time.monotonic())
                 if expiry is None:
@@ -610,14 +641,18 @@ async def _drain(websocket: WebSocket, queue: SendQueue, ready: asyncio.Event) -
             if queue.stalled(time.monotonic()):
                 return not_reading
             ready.clear()
+            # asyncio.timeout, never wait_for, in these loops: on Python 3.11 wait_for drops a
+            # cancel that arrives as the event is set, and the loop (and teardown) ran for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await ready.wait()
             continue
         try:
-            if isinstance(item.data, bytes):
-                await asyncio.wait_for(websocket.send_bytes(item.data), queue.stall_s)
-            else:
-                await asyncio.wait_for(websocket.send_text(item.data), queue.stall_s)
+            async with asyncio.timeout(queue.stall_s):
+                if isinstance(item.data, bytes):
+                    await websocket.send_bytes(item.data)
+                else:
+                    await websocket.send_text(item.data)
         except TimeoutError:
             return not_reading
         except Exception:  # the socket is closed
@@ -647,10 +682,9 @@ def _public_error(event: ErrorEvent, session_id: str) -> ErrorEvent:
     logged under that id."""
     error_id = event.error_id or uuid.uuid4().hex
     message = public_message(event.code, event.message)
-    if message != event.message:
-        log.warning(
-            "session %s: error %s (%s): %s", session_id, error_id, event.code, event.message
-        )
+    # Every id is findable in the log, with the full text: what the client saw may be less.
+    level = logging.WARNING if message != event.message else logging.INFO
+    log.log(level, "session %s: error %s (%s): %s", session_id, error_id, event.code, event.message)
     return dataclasses.replace(event, message=message, error_id=error_id)
 
 

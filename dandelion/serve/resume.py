@@ -81,6 +81,12 @@ class SessionSaver:
         if not owner:
             self._taken_over(state.session_id)
 
+    def take_over(self) -> None:
+        """Another connection on this replica resumed the conversation: stop saving, and let
+        `taken_over()` return now."""
+        if not self.superseded:
+            self._taken_over(self._state().session_id)
+
     def _taken_over(self, session_id: str) -> None:
         self._superseded.set()
         log.info("session %s was resumed elsewhere: this connection stops saving it", session_id)
@@ -92,7 +98,8 @@ class SessionSaver:
         session_id = self._state().session_id
         while not self.superseded:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._superseded.wait(), every_s)
+                async with asyncio.timeout(every_s):  # not wait_for: it can drop a cancel (3.11)
+                    await self._superseded.wait()
                 return
             try:
                 owner = await asyncio.to_thread(

@@ -117,9 +117,11 @@ def test_an_unknown_resume_token_starts_a_new_conversation(app: tuple[str, str])
 
 async def _taken_over(url: str) -> tuple[list[dict[str, Any]], int | None, str, dict[str, Any]]:
     """Open a conversation, then resume it on a second connection while the first is still
-    open (a client whose network went away and came back): what the first one then gets, its
-    close code and reason, and the second one's answer to a ping."""
-    async with websockets.connect(url) as first:
+    open (a client whose network went away and came back), with the replica's places all taken:
+    what the first one then gets, its close code and reason, and the second one's answer to a
+    ping."""
+    async with websockets.connect(url) as other, websockets.connect(url) as first:
+        assert json.loads(await other.recv())["type"] == "session.created"  # the replica is full
         created = json.loads(await first.recv())
         await asyncio.sleep(0.5)  # its state is saved a moment after session.created
         async with websockets.connect(with_resume_token(url, created["resume_token"])) as second:
@@ -137,9 +139,9 @@ async def _taken_over(url: str) -> tuple[list[dict[str, Any]], int | None, str, 
 
 
 def test_a_resumed_conversation_ends_the_connection_it_left(app: tuple[str, str]) -> None:
-    """The connection the client left (its network went away) learns of the resume within
-    seconds and closes with 4000, so it neither holds a place nor talks on; the client must
-    not reconnect with that connection's token."""
+    """The connection the client left (its network went away) is closed with 4000 when the
+    client resumes, and its place goes to the resumed connection (the replica is full: 2
+    places); the client must not reconnect with the left connection's token."""
     _, url = app
     told, code, reason, pong = asyncio.run(_taken_over(url))
     errors = [e for e in told if e["type"] == "error"]
