@@ -45,6 +45,13 @@ def test_instructions_follow_the_model_and_zones_are_checked() -> None:
     assert AppSettings().system_instructions() == DEFAULT_INSTRUCTIONS
     smol = AppSettings.model_validate({"llm": {"model": "smollm2-135m"}})
     assert smol.system_instructions() == SMOLLM2_INSTRUCTIONS
+    for path, expected in (
+        ("/models/smollm2-135m-hf", SMOLLM2_INSTRUCTIONS),  # vLLM's folder
+        ("/models/SmolLM2-135M-Instruct-Q8_0.gguf", SMOLLM2_INSTRUCTIONS),
+        ("/models/qwen2.5-7b-instruct", DEFAULT_INSTRUCTIONS),
+    ):
+        by_path = AppSettings.model_validate({"llm": {"backend": "vllm", "model_path": path}})
+        assert by_path.system_instructions() == expected, path
     own = AppSettings(instructions="Be brief.", llm=smol.llm)
     assert own.system_instructions() == "Be brief."
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
