@@ -57,6 +57,13 @@ def open_store(settings: SessionStoreSettings) -> SessionStore | None:
     return SQLiteSessionStore(path, settings.ttl_s)
 
 
+def _owner(current: str | None, token_digest: str, replaces: str | None) -> bool:
+    """Whether a connection saving under `token_digest` (having resumed `replaces`) still owns
+    a conversation saved under `current`: nobody saved it yet, or it or its predecessor did.
+    (Redis runs the same rule in _SAVE_IF_OWNER, atomically with the write.)"""
+    return current is None or current in (token_digest, replaces)
+
+
 def _unknown() -> ResumeError:
     # One message for unknown, expired and wrong tokens: a guesser learns nothing.
     return ResumeError("unknown or expired resume token")
@@ -89,10 +96,7 @@ class SQLiteSessionStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(
-                    "SELECT digest FROM sessions WHERE session_id = ?", (state.session_id,)
-                ).fetchone()
-                owner = row is None or row[0] in (token_digest, replaces)
+                owner = _owner(self._digest_of(state.session_id), token_digest, replaces)
                 if owner:
                     self._db.execute(
                         "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?)",
@@ -107,10 +111,14 @@ class SQLiteSessionStore:
 
     def owns(self, session_id: str, token_digest: str, replaces: str | None = None) -> bool:
         with self._lock:
-            row = self._db.execute(
-                "SELECT digest FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
-        return row is None or row[0] in (token_digest, replaces)
+            return _owner(self._digest_of(session_id), token_digest, replaces)
+
+    def _digest_of(self, session_id: str) -> str | None:
+        """The token digest the conversation is saved under (None: no record). Lock held."""
+        row = self._db.execute(
+            "SELECT digest FROM sessions WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)
@@ -159,7 +167,7 @@ class RedisSessionStore:
 
     def owns(self, session_id: str, token_digest: str, replaces: str | None = None) -> bool:
         current: Any = self._redis.hget(self._key(session_id), "digest")
-        return current is None or bytes(current).decode() in (token_digest, replaces)
+        return _owner(None if current is None else bytes(current).decode(), token_digest, replaces)
 
     def load(self, token: str) -> SessionState:
         session_id, secret = split_resume_token(token)
